@@ -1,0 +1,26 @@
+import { config } from './config.ts';
+import { cache } from './cache.ts';
+import { dataKeyStore, dynamoDocumentClient, nameCipher } from './clients.ts';
+import { TransactionRepository } from './transaction-repository.ts';
+import { TransactionService } from './transaction-service.ts';
+
+/**
+ * The services of one Lambda container, built lazily on first use and reused by every invocation.
+ */
+let transactions: TransactionService | undefined;
+
+export function transactionService(): TransactionService {
+  transactions ??= new TransactionService({
+    repository: new TransactionRepository(dynamoDocumentClient(), config().tableName),
+    names: nameCipher(),
+    keys: dataKeyStore(),
+    notifier: cache(),
+    cursorSecret: config().cursorSecret,
+  });
+  return transactions;
+}
+
+/** Forgets the built services (tests that change configuration between cases). */
+export function resetContainer(): void {
+  transactions = undefined;
+}

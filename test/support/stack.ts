@@ -1,0 +1,86 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient, DeleteTableCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../local/stack.ts';
+
+export interface TestStack extends LocalStack {
+  url: string;
+  doc: DynamoDBDocumentClient;
+  /** Every item of the table, raw. */
+  scan(): Promise<Record<string, unknown>[]>;
+  request(method: string, path: string, init?: { body?: unknown; headers?: Record<string, string>; raw?: string }): Promise<TestResponse>;
+}
+
+export interface TestResponse {
+  status: number;
+  headers: Headers;
+  body: any;
+  text: string;
+}
+
+let counter = 0;
+
+/**
+ * A local stack for one test file: the run's shared DynamoDB Local, KMS endpoint and Redis (from
+ * global-setup), and this file's own table, gateway and stream poller. `stop()` deletes the table.
+ */
+export async function startTestStack(options: Partial<LocalStackOptions> = {}): Promise<TestStack> {
+  const tableName = `tally-test-${process.pid}-${++counter}-${Date.now().toString(36)}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'tally-test-'));
+  const services = {
+    AWS_ENDPOINT_URL_DYNAMODB: process.env.AWS_ENDPOINT_URL_DYNAMODB,
+    AWS_ENDPOINT_URL_KMS: process.env.AWS_ENDPOINT_URL_KMS,
+    REDIS_URL: process.env.REDIS_URL,
+    KMS_KEY_ID: process.env.KMS_KEY_ID,
+  };
+  const stack = await startLocalStack({
+    port: 0,
+    dataDir,
+    tableName,
+    services: Object.fromEntries(Object.entries(services).filter(([, v]) => v)) as LocalStackOptions['services'],
+    ...options,
+  });
+  const client = new DynamoDBClient({ region: stack.info.region, endpoint: stack.info.dynamodbEndpoint });
+  const doc = DynamoDBDocumentClient.from(client);
+  const url = stack.info.apiUrl;
+  return {
+    ...stack,
+    url,
+    doc,
+    async scan() {
+      const items: Record<string, unknown>[] = [];
+      let start: Record<string, unknown> | undefined;
+      do {
+        const page = await doc.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: start, ConsistentRead: true }));
+        items.push(...(page.Items ?? []));
+        start = page.LastEvaluatedKey;
+      } while (start);
+      return items;
+    },
+    async request(method, path, init = {}) {
+      const headers: Record<string, string> = { ...init.headers };
+      let body: string | undefined = init.raw;
+      if (init.body !== undefined) {
+        body = JSON.stringify(init.body);
+        headers['content-type'] ??= 'application/json';
+      }
+      const response = await fetch(url + path, { method, headers, ...(body === undefined ? {} : { body }) });
+      const text = await response.text();
+      let parsed: unknown;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      return { status: response.status, headers: response.headers, body: parsed, text };
+    },
+    async stop() {
+      await stack.stop();
+      await client.send(new DeleteTableCommand({ TableName: tableName })).catch(() => undefined);
+      client.destroy();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
