@@ -1,6 +1,7 @@
 import { config } from './config.ts';
 import { cache } from './cache.ts';
 import { dataKeyStore, dynamoDocumentClient, nameCipher } from './clients.ts';
+import { PersonalDataService } from './personal-data-service.ts';
 import { TransactionRepository } from './transaction-repository.ts';
 import { TransactionService } from './transaction-service.ts';
 
@@ -20,7 +21,15 @@ export function transactionService(): TransactionService {
   return transactions;
 }
 
+let personalData: PersonalDataService | undefined;
+
+export function personalDataService(): PersonalDataService {
+  personalData ??= new PersonalDataService({ keys: dataKeyStore(), notifier: cache() });
+  return personalData;
+}
+
 /** Forgets the built services (tests that change configuration between cases). */
 export function resetContainer(): void {
   transactions = undefined;
+  personalData = undefined;
 }

@@ -3,6 +3,7 @@ import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import type { HistoryQuery } from '../core/history-query.ts';
 import { problems } from '../core/problems.ts';
 import type { NewTransaction, StoredTransaction, TransactionPatch } from '../core/transaction.ts';
+import { FieldDecryptionError } from './field-cipher.ts';
 import { buildTransactionItem, type TransactionItem } from './transaction-item.ts';
 import { DataKeyChanged, VersionConflict, type TransactionRepository } from './transaction-repository.ts';
 
@@ -147,7 +148,12 @@ export class TransactionService {
   }
 
   async open(item: TransactionItem): Promise<StoredTransaction> {
-    const fullName = await this.deps.names.decrypt(item.user_id, item.transaction_id, item.full_name_ct);
+    let fullName: string | null;
+    try {
+      fullName = await this.deps.names.decrypt(item.user_id, item.transaction_id, item.full_name_ct);
+    } catch (error) {
+      throw error instanceof FieldDecryptionError ? problems.integrity(error) : error;
+    }
     return { ...this.facts(item), fullName };
   }
 

@@ -114,6 +114,15 @@ export const problems = {
       headers: { 'retry-after': '1' },
       cause,
     }),
+  /** A stored value failed its integrity check (e.g. a ciphertext moved to another row). Nothing is revealed. */
+  integrity: (cause?: unknown) =>
+    new Problem({
+      status: 500,
+      slug: 'integrity-error',
+      title: 'Stored data failed an integrity check',
+      detail: 'A stored field could not be authenticated; it has not been returned. The incident has been logged.',
+      cause,
+    }),
   internal: (cause?: unknown) =>
     new Problem({ status: 500, slug: 'internal-error', title: 'Internal server error', detail: 'An unexpected error occurred', cause }),
 };
