@@ -40,6 +40,8 @@ export interface ManagedProcess {
   name: string;
   child: ChildProcess;
   stop(): Promise<void>;
+  /** The last lines the process wrote to stderr, for start-up error messages. */
+  toString(): string;
 }
 
 export function manage(name: string, child: ChildProcess): ManagedProcess {

@@ -1,6 +1,10 @@
 import type { TestProject } from 'vitest/node';
 import { startDynamoDbLocal } from '../../local/dynamodb-local.ts';
 import { startRedis } from '../../local/redis-local.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startKmsServer } from '../../local/kms-server.ts';
 
 /**
  * Starts the real local services once for the whole run and tells every test worker where they are through
@@ -10,6 +14,8 @@ import { startRedis } from '../../local/redis-local.ts';
 export default async function setup(project: TestProject) {
   const dynamo = await startDynamoDbLocal();
   const redis = await startRedis();
+  const kmsDir = await mkdtemp(join(tmpdir(), 'tally-kms-'));
+  const kms = await startKmsServer({ dataDir: kmsDir });
   const env = {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local',
@@ -17,11 +23,15 @@ export default async function setup(project: TestProject) {
     AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
     AWS_ENDPOINT_URL_DYNAMODB_STREAMS: dynamo.endpoint,
     REDIS_URL: redis.url,
+    AWS_ENDPOINT_URL_KMS: kms.endpoint,
+    KMS_KEY_ID: kms.alias,
   };
   Object.assign(process.env, env);
   project.provide('services', env);
   return async () => {
     await Promise.all([dynamo.process.stop(), redis.process.stop()]);
+    await kms.stop();
+    await rm(kmsDir, { recursive: true, force: true });
   };
 }
 
