@@ -20,6 +20,17 @@ export interface Config {
   redisCircuitOpenMs: number;
   historyCacheTtlSeconds: number;
   analyticsCacheTtlSeconds: number;
+  /** Force TLS even for a `redis://` URL (`rediss://` always means TLS). ElastiCache Serverless requires TLS. */
+  redisTls: boolean;
+  /** AUTH token (ElastiCache AUTH / password); used when the URL carries no password. */
+  redisAuthToken: string;
+  /** Single-flight lock lifetime: longer than a slow compute; frees the key if its holder dies. */
+  redisLockTtlMs: number;
+  /** How long a concurrent miss waits for the lock holder's value before computing itself. */
+  redisLockWaitMs: number;
+  redisLockPollMs: number;
+  /** Lifetime of a user's version key, refreshed on each bump; must far exceed the entry TTLs. */
+  cacheVersionTtlSeconds: number;
   /** EventBridge bus for domain events; when empty, `eventsFile` is used (local stack). */
   eventBusName: string;
   eventsFile: string;
@@ -55,6 +66,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisCircuitOpenMs: intFrom(env, 'REDIS_CIRCUIT_OPEN_MS', 5_000),
     historyCacheTtlSeconds: intFrom(env, 'HISTORY_CACHE_TTL_SECONDS', 300),
     analyticsCacheTtlSeconds: intFrom(env, 'ANALYTICS_CACHE_TTL_SECONDS', 60),
+    redisTls: env.REDIS_TLS === 'true' || env.REDIS_TLS === '1',
+    redisAuthToken: env.REDIS_AUTH_TOKEN ?? '',
+    redisLockTtlMs: intFrom(env, 'REDIS_LOCK_TTL_MS', 2_000),
+    redisLockWaitMs: intFrom(env, 'REDIS_LOCK_WAIT_MS', 250),
+    redisLockPollMs: intFrom(env, 'REDIS_LOCK_POLL_MS', 20),
+    cacheVersionTtlSeconds: intFrom(env, 'CACHE_VERSION_TTL_SECONDS', 7 * 24 * 3600),
     eventBusName: env.EVENT_BUS_NAME ?? '',
     eventsFile: env.EVENTS_FILE ?? '',
     largeAmountThresholdMinor: intFrom(env, 'LARGE_AMOUNT_THRESHOLD_MINOR', 1_000_000),
