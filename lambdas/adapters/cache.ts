@@ -3,6 +3,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { CircuitBreaker } from '../core/circuit-breaker.ts';
 import { lockKey, ttlWithJitter, userVersionKey } from '../core/cache-keys.ts';
 import { config } from './config.ts';
+import { logger } from './logger.ts';
 
 /**
  * The Redis cache (docs/caching.md): cache-aside with single-flight, per-user versions for freshness, and a
@@ -410,6 +411,11 @@ export class DisabledCache implements Cache {
 
 let instance: Cache | undefined;
 
+const powertoolsCacheLogger: CacheLogger = {
+  warn: (message, extra) => logger.warn(message, { ...extra }),
+  info: (message, extra) => logger.info(message, { ...extra }),
+};
+
 /**
  * The container's cache, from `config()`. Lazy twice over: the first call builds the object, and the object
  * connects only when it is first used. `logger` is used only by the call that builds it.
@@ -430,7 +436,7 @@ export function cache(options: { logger?: CacheLogger } = {}): Cache {
           lockWaitMs: c.redisLockWaitMs,
           lockPollMs: c.redisLockPollMs,
           versionTtlSeconds: c.cacheVersionTtlSeconds,
-          ...(options.logger ? { logger: options.logger } : {}),
+          logger: options.logger ?? powertoolsCacheLogger,
         });
   }
   return instance;

@@ -15,8 +15,9 @@ export function transactionService(): TransactionService {
     repository: new TransactionRepository(dynamoDocumentClient(), config().tableName),
     names: nameCipher(),
     keys: dataKeyStore(),
-    notifier: cache(),
+    cache: cache(),
     cursorSecret: config().cursorSecret,
+    historyTtlSeconds: config().historyCacheTtlSeconds,
   });
   return transactions;
 }
@@ -24,7 +25,7 @@ export function transactionService(): TransactionService {
 let personalData: PersonalDataService | undefined;
 
 export function personalDataService(): PersonalDataService {
-  personalData ??= new PersonalDataService({ keys: dataKeyStore(), notifier: cache() });
+  personalData ??= new PersonalDataService({ keys: dataKeyStore(), cache: cache() });
   return personalData;
 }
 

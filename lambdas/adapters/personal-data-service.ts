@@ -7,10 +7,10 @@ import type { WriteNotifier } from './transaction-service.ts';
  * in backups once the backup ages out. Bumping the cache version drops cached pages at once.
  */
 export class PersonalDataService {
-  constructor(private readonly deps: { keys: Pick<DataKeyStore, 'erase'>; notifier: WriteNotifier }) {}
+  constructor(private readonly deps: { keys: Pick<DataKeyStore, 'erase'>; cache: WriteNotifier }) {}
 
   async erase(userId: string): Promise<void> {
     await this.deps.keys.erase(userId);
-    await this.deps.notifier.bumpUserVersion(userId);
+    await this.deps.cache.bumpUserVersion(userId);
   }
 }

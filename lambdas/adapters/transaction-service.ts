@@ -3,6 +3,8 @@ import { decodeCursor, encodeCursor } from '../core/cursor.ts';
 import type { HistoryQuery } from '../core/history-query.ts';
 import { problems } from '../core/problems.ts';
 import type { NewTransaction, StoredTransaction, TransactionPatch } from '../core/transaction.ts';
+import { historyKey } from '../core/cache-keys.ts';
+import type { Cache } from './cache.ts';
 import { FieldDecryptionError } from './field-cipher.ts';
 import { buildTransactionItem, type TransactionItem } from './transaction-item.ts';
 import { DataKeyChanged, VersionConflict, type TransactionRepository } from './transaction-repository.ts';
@@ -20,6 +22,8 @@ export interface KeyCache {
 export interface WriteNotifier {
   bumpUserVersion(userId: string): Promise<void>;
 }
+/** The history cache: versioned per user, cache-aside. */
+export type HistoryCache = WriteNotifier & Pick<Cache, 'userVersion' | 'getOrCompute'>;
 
 export interface HistoryPage {
   items: StoredTransaction[];
@@ -43,8 +47,9 @@ export class TransactionService {
       repository: TransactionRepository;
       names: NameSealer;
       keys: KeyCache;
-      notifier: WriteNotifier;
+      cache: HistoryCache;
       cursorSecret: string;
+      historyTtlSeconds?: number;
       now?: () => Date;
       newId?: () => string;
     },
@@ -73,7 +78,7 @@ export class TransactionService {
       await this.deps.repository.insert(next);
       return next;
     });
-    await this.deps.notifier.bumpUserVersion(userId);
+    await this.deps.cache.bumpUserVersion(userId);
     return { ...this.facts(item), fullName: input.fullName };
   }
 
@@ -114,7 +119,7 @@ export class TransactionService {
           await this.deps.repository.replace(next, current.version, sealed !== undefined);
           return next;
         });
-        await this.deps.notifier.bumpUserVersion(userId);
+        await this.deps.cache.bumpUserVersion(userId);
         return patch.fullName === undefined ? this.open(updated) : { ...this.facts(updated), fullName: patch.fullName };
       } catch (error) {
         if (!(error instanceof VersionConflict)) throw error;
@@ -128,7 +133,7 @@ export class TransactionService {
     const outcome = await this.deps.repository.remove(userId, transactionId, ifMatch);
     if (outcome === 'missing') throw notFound(transactionId);
     if (outcome === 'conflict') throw versionMismatch(ifMatch ?? 0, undefined);
-    await this.deps.notifier.bumpUserVersion(userId);
+    await this.deps.cache.bumpUserVersion(userId);
   }
 
   /** A page of sealed items with its signed cursor: what the history cache stores. */
@@ -141,6 +146,26 @@ export class TransactionService {
       items: page.items,
       nextCursor: page.last ? encodeCursor(this.deps.cursorSecret, scope, page.last) : null,
     };
+  }
+
+  /**
+   * A page through the cache: the key carries the user's version, which every returned write bumps before
+   * it responds, so a cached page never hides a write (read-your-writes). Pages hold ciphertext only; names
+   * are decrypted after the cache. If Redis cannot say the version, the cache is bypassed.
+   */
+  async cachedPage(userId: string, query: HistoryQuery): Promise<SealedPage> {
+    const { cache } = this.deps;
+    const version = await cache.userVersion(userId);
+    if (version === undefined) return this.sealedPage(userId, query);
+    const key = historyKey(userId, version, {
+      limit: String(query.limit),
+      cursor: query.cursor,
+      from: query.from,
+      to: query.to,
+      type: query.type,
+    });
+    const { value } = await cache.getOrCompute(key, this.deps.historyTtlSeconds ?? 300, () => this.sealedPage(userId, query));
+    return value;
   }
 
   async openPage(page: SealedPage): Promise<HistoryPage> {
