@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKmsServer } from '../../local/kms-server.ts';
+import { startBlackHole } from './black-hole.ts';
 
 /**
  * Starts the real local services once for the whole run and tells every test worker where they are through
@@ -13,7 +14,9 @@ import { startKmsServer } from '../../local/kms-server.ts';
  */
 export default async function setup(project: TestProject) {
   const dynamo = await startDynamoDbLocal();
-  const redis = await startRedis();
+  // The "redis down" project runs the same files against a Redis that accepts connections and never answers.
+  const redisDown = project.name.includes('redis down');
+  const redis = redisDown ? await startBlackHole() : await startRedis();
   const kmsDir = await mkdtemp(join(tmpdir(), 'tally-kms-'));
   const kms = await startKmsServer({ dataDir: kmsDir });
   const env = {
