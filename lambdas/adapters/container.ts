@@ -1,6 +1,8 @@
 import { config } from './config.ts';
 import { cache } from './cache.ts';
-import { dataKeyStore, dynamoDocumentClient, nameCipher } from './clients.ts';
+import { AggregateStore } from './aggregate-store.ts';
+import { AnalyticsService } from './analytics-service.ts';
+import { dataKeyStore, dynamoClient, dynamoDocumentClient, nameCipher } from './clients.ts';
 import { PersonalDataService } from './personal-data-service.ts';
 import { TransactionRepository } from './transaction-repository.ts';
 import { TransactionService } from './transaction-service.ts';
@@ -29,8 +31,20 @@ export function personalDataService(): PersonalDataService {
   return personalData;
 }
 
+let analytics: AnalyticsService | undefined;
+
+export function analyticsService(): AnalyticsService {
+  analytics ??= new AnalyticsService({
+    store: new AggregateStore(dynamoClient(), config().tableName),
+    cache: cache(),
+    ttlSeconds: config().analyticsCacheTtlSeconds,
+  });
+  return analytics;
+}
+
 /** Forgets the built services (tests that change configuration between cases). */
 export function resetContainer(): void {
   transactions = undefined;
   personalData = undefined;
+  analytics = undefined;
 }
