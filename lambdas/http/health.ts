@@ -1,3 +1,4 @@
 import { httpHandler } from '../middleware/http.ts';
 
-export const handler = httpHandler(async () => ({ statusCode: 200, body: { status: 'ok' } }));
+// The only route without auth (lib/routes.ts: `auth: false`): liveness for load balancers and humans.
+export const handler = httpHandler(async () => ({ statusCode: 200, body: { status: 'ok' } }), { auth: 'none' });

@@ -4,6 +4,8 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { randomUUID } from 'node:crypto';
 import { Problem, problems } from '../core/problems.ts';
 import { logger } from '../adapters/logger.ts';
+import type { Principal } from '../core/authorization.ts';
+import { authorization, type AuthRequirement } from './auth.ts';
 
 export const MAX_BODY_BYTES = 16 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -19,6 +21,8 @@ export interface HttpRequest {
   headers: Record<string, string | undefined>;
   /** The parsed JSON body, for routes that take one. */
   body: unknown;
+  /** The authorized caller; undefined on routes without auth, or when the local stack switched auth off. */
+  principal: Principal | undefined;
 }
 
 export interface HttpResponse {
@@ -32,6 +36,7 @@ type Result = APIGatewayProxyStructuredResultV2;
 interface State {
   requestId: string;
   body: unknown;
+  principal: Principal | undefined;
   startedAt: number;
 }
 const states = new WeakMap<APIGatewayProxyEventV2, State>();
@@ -44,7 +49,7 @@ const requestContext = (): MiddlewareObj<APIGatewayProxyEventV2, Result> => ({
   before: (request) => {
     const given = lowerCaseHeaders(request.event.headers)['x-request-id'];
     const requestId = given && REQUEST_ID.test(given) ? given : (request.event.requestContext?.requestId ?? randomUUID());
-    states.set(request.event, { requestId, body: undefined, startedAt: Date.now() });
+    states.set(request.event, { requestId, body: undefined, principal: undefined, startedAt: Date.now() });
     logger.appendKeys({ request_id: requestId, route: request.event.routeKey });
   },
 });
@@ -108,16 +113,29 @@ function describe(error: unknown): Record<string, unknown> | undefined {
 export interface HandlerOptions {
   /** The route takes a JSON body. */
   body?: boolean;
+  /**
+   * Who may call: `user` (the default) needs verified claims allowed to act on the path's `user_id`
+   * (see middleware/auth.ts); `none` only for routes the table marks `auth: false` (health).
+   */
+  auth?: AuthRequirement;
 }
 
 /**
- * The shared middy stack for every HTTP endpoint: logger context and request id, JSON body parsing, and
- * problem+json rendering. The handler function only maps a request to a response.
+ * The shared middy stack for every HTTP endpoint: logger context and request id, authorization (before the
+ * body is even parsed, so a stranger learns nothing about validation), JSON body parsing, and problem+json
+ * rendering. The handler function only maps a request to a response.
  */
 export function httpHandler(fn: (request: HttpRequest) => Promise<HttpResponse>, options: HandlerOptions = {}) {
   const stack = middy<APIGatewayProxyEventV2, Result, Error, Context>()
-    .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(requestContext());
+    // logEvent: false, whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event holds the bearer token and the name.
+    .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false }))
+    .use(requestContext())
+    .use(
+      authorization(options.auth ?? 'user', (event, principal) => {
+        const state = states.get(event);
+        if (state) state.principal = principal;
+      }),
+    );
   if (options.body) stack.use(jsonBody());
   return stack.use(problemRenderer()).handler(async (event): Promise<Result> => {
     const state = states.get(event) as State;
@@ -128,6 +146,7 @@ export function httpHandler(fn: (request: HttpRequest) => Promise<HttpResponse>,
       query: { ...(event.queryStringParameters ?? {}) },
       headers: lowerCaseHeaders(event.headers),
       body: state.body,
+      principal: state.principal,
     });
     const headers: Record<string, string> = { ...response.headers, 'x-request-id': state.requestId };
     if (response.body === undefined) return { statusCode: response.statusCode, headers };

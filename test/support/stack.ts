@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DynamoDBClient, DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../local/stack.ts';
+import type { MintOptions } from '../../local/auth.ts';
 
 export interface TestStack extends LocalStack {
   url: string;
@@ -11,6 +12,10 @@ export interface TestStack extends LocalStack {
   /** Every item of the table, raw. */
   scan(): Promise<Record<string, unknown>[]>;
   request(method: string, path: string, init?: { body?: unknown; headers?: Record<string, string>; raw?: string }): Promise<TestResponse>;
+  /** A token from this stack's local issuer (`startTestStack({ auth: true })` only). */
+  token(options: MintOptions): Promise<string>;
+  /** `{ authorization: 'Bearer …' }` for an end user, or for a service with `'admin'`. */
+  authHeaders(who: { user: string } | 'admin'): Promise<Record<string, string>>;
 }
 
 export interface TestResponse {
@@ -25,6 +30,10 @@ let counter = 0;
 /**
  * A local stack for one test file: the run's shared DynamoDB Local, KMS endpoint and Redis (from
  * global-setup), and this file's own table, gateway and stream poller. `stop()` deletes the table.
+ *
+ * Auth is OFF unless `auth: true` (then the gateway verifies tokens from a local issuer whose key lives in the
+ * stack's temporary dataDir, and the handlers authorize). The switch is process-wide (`AUTH_MODE`), so keep
+ * one auth mode per test file.
  */
 export async function startTestStack(options: Partial<LocalStackOptions> = {}): Promise<TestStack> {
   const tableName = `tally-test-${process.pid}-${++counter}-${Date.now().toString(36)}`;
@@ -41,10 +50,15 @@ export async function startTestStack(options: Partial<LocalStackOptions> = {}): 
     tableName,
     services: Object.fromEntries(Object.entries(services).filter(([, v]) => v)) as LocalStackOptions['services'],
     ...options,
+    auth: options.auth ?? false,
   });
   const client = new DynamoDBClient({ region: stack.info.region, endpoint: stack.info.dynamodbEndpoint });
   const doc = DynamoDBDocumentClient.from(client);
   const url = stack.info.apiUrl;
+  const token = async (mint: MintOptions): Promise<string> => {
+    if (!stack.issuer) throw new Error('startTestStack({ auth: true }) is needed for tokens');
+    return stack.issuer.mint(mint);
+  };
   return {
     ...stack,
     url,
@@ -75,6 +89,10 @@ export async function startTestStack(options: Partial<LocalStackOptions> = {}): 
         parsed = undefined;
       }
       return { status: response.status, headers: response.headers, body: parsed, text };
+    },
+    token,
+    async authHeaders(who) {
+      return { authorization: `Bearer ${await token(who === 'admin' ? { admin: true } : { user: who.user })}` };
     },
     async stop() {
       await stack.stop();
