@@ -17,6 +17,8 @@ export interface ApiProps {
   throttleBurstLimit: number;
   routes: readonly RouteDefinition[];
   functionFor: (route: RouteDefinition) => lambda.IFunction;
+  /** Answers the `$default` route: every request no row matches (404, or 405 with Allow). */
+  fallback: lambda.IFunction;
   jwt: { issuerUrl: string; audience: string[] };
 }
 
@@ -86,6 +88,15 @@ export class Api extends Construct {
         }
       }
     }
+    const fallback = new apigwv2.HttpRoute(this, 'DefaultRoute', {
+      httpApi: this.httpApi,
+      routeKey: apigwv2.HttpRouteKey.DEFAULT,
+      integration: new HttpLambdaIntegration('NotFoundIntegration', props.fallback),
+    });
+    Validations.of(fallback).acknowledge({
+      id: 'AwsSolutions-APIG4',
+      reason: 'The $default route only answers 404/405 problem+json for requests no route matches; it reads no data.',
+    });
   }
 
   get url(): string {

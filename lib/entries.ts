@@ -1,6 +1,6 @@
-import { routes, streamHandler } from './routes.ts';
+import { fallbackHandler, routes, streamHandler } from './routes.ts';
 
-/** Every Lambda the project deploys: one per route, plus the stream aggregator. */
+/** Every Lambda the project deploys: one per route, the `$default` fallback, and the stream aggregator. */
 export interface LambdaEntry {
   functionName: string;
   /** Relative to the repository root. */
@@ -10,6 +10,7 @@ export interface LambdaEntry {
 export function lambdaEntries(): LambdaEntry[] {
   return [
     ...routes.map((route) => ({ functionName: route.functionName, entry: route.entry })),
+    { functionName: fallbackHandler.functionName, entry: fallbackHandler.entry },
     { functionName: streamHandler.functionName, entry: streamHandler.entry },
   ];
 }

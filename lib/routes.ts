@@ -104,6 +104,50 @@ export const routes: readonly RouteDefinition[] = [
   },
 ];
 
+/**
+ * What answers every request no row matches (API Gateway's `$default` route, and the local gateway's
+ * fallback): 404 for an unknown path, 405 with `Allow` for a known path and another method, as problem+json.
+ */
+export const fallbackHandler = {
+  entry: 'lambdas/http/not-found.ts',
+  functionName: 'NotFound',
+  summary: 'Unknown routes (404) and unsupported methods (405)',
+  access: { table: 'none', dataKeys: 'none', cache: false },
+} as const satisfies Pick<RouteDefinition, 'entry' | 'functionName' | 'summary' | 'access'>;
+
+const compiled = routes.map((route) => {
+  const params: string[] = [];
+  const source = route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, (_m, name: string) => {
+    params.push(name);
+    return '([^/]+)';
+  });
+  return { route, pattern: new RegExp(`^${source}$`), params };
+});
+
+/** The row for a method and path with its decoded path parameters, or the methods the path does support. */
+export function matchRoute(method: string, path: string): { route: RouteDefinition; params: Record<string, string> } | { allow: string[] } {
+  const allow: string[] = [];
+  for (const { route, pattern, params } of compiled) {
+    const m = pattern.exec(path);
+    if (!m) continue;
+    if (route.method !== method) {
+      allow.push(route.method);
+      continue;
+    }
+    const values: Record<string, string> = {};
+    params.forEach((name, i) => {
+      const raw = m[i + 1] ?? '';
+      try {
+        values[name] = decodeURIComponent(raw);
+      } catch {
+        values[name] = raw;
+      }
+    });
+    return { route, params: values };
+  }
+  return { allow };
+}
+
 /** The aggregator is not an HTTP route but is built and deployed the same way. */
 export const streamHandler = {
   entry: 'lambdas/stream/aggregate.ts',

@@ -13,7 +13,7 @@ import { DomainEvents } from './events.ts';
 import { LambdaFactory, SIZING } from './functions.ts';
 import { tallyKey } from './keys.ts';
 import { aggregatorTableStatements, statementsForAccess, type AccessTargets } from './permissions.ts';
-import { routes, streamHandler, type RouteDefinition } from './routes.ts';
+import { fallbackHandler, routes, streamHandler, type RouteDefinition } from './routes.ts';
 import type { TallySettings } from './settings.ts';
 import { StreamProcessing } from './stream.ts';
 
@@ -86,6 +86,15 @@ export class TallyStack extends Stack {
       return fn;
     };
 
+    const notFound = factory.create(this, {
+      functionName: fallbackHandler.functionName,
+      entry: fallbackHandler.entry,
+      description: `Tally $default route: ${fallbackHandler.summary}`,
+      sizing: SIZING.light,
+      environment: functionEnvironment({ ...fallbackHandler.access, publishesEvents: false, cursors: false }, resources),
+    });
+    this.functions.set(fallbackHandler.functionName, notFound);
+
     const api = new Api(this, 'Api', {
       stage: settings.stage,
       retain: settings.retain,
@@ -94,6 +103,7 @@ export class TallyStack extends Stack {
       throttleBurstLimit: settings.throttleBurstLimit,
       routes,
       functionFor,
+      fallback: notFound,
       jwt: {
         issuerUrl: auth.issuerUrl,
         audience: [auth.serviceClient.userPoolClientId, auth.userClient.userPoolClientId],

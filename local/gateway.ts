@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { routes, type RouteDefinition } from '../lib/routes.ts';
+import { fallbackHandler, matchRoute, type RouteDefinition } from '../lib/routes.ts';
 import { problems, type Problem } from '../lambdas/core/problems.ts';
 import { problemResponse } from '../lambdas/middleware/http.ts';
 
@@ -31,47 +31,6 @@ export interface Gateway {
 
 /** API Gateway HTTP API's own payload limit. */
 const MAX_GATEWAY_BODY = 10 * 1024 * 1024;
-
-interface CompiledRoute {
-  route: RouteDefinition;
-  pattern: RegExp;
-  params: string[];
-}
-
-function compile(route: RouteDefinition): CompiledRoute {
-  const params: string[] = [];
-  const source = route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, (_m, name: string) => {
-    params.push(name);
-    return '([^/]+)';
-  });
-  return { route, pattern: new RegExp(`^${source}$`), params };
-}
-
-const compiled = routes.map(compile);
-
-/** The route for a method and path, or the methods the path supports. */
-export function matchRoute(method: string, path: string): { route: RouteDefinition; params: Record<string, string> } | { allow: string[] } {
-  const allow: string[] = [];
-  for (const { route, pattern, params } of compiled) {
-    const m = pattern.exec(path);
-    if (!m) continue;
-    if (route.method !== method) {
-      allow.push(route.method);
-      continue;
-    }
-    const values: Record<string, string> = {};
-    params.forEach((name, i) => {
-      const raw = m[i + 1] ?? '';
-      try {
-        values[name] = decodeURIComponent(raw);
-      } catch {
-        values[name] = raw;
-      }
-    });
-    return { route, params: values };
-  }
-  return { allow };
-}
 
 function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
   return new Promise((resolvePromise, reject) => {
@@ -103,6 +62,7 @@ export function toEvent(
   route: RouteDefinition,
   pathParameters: Record<string, string>,
   authorizer?: { claims?: Record<string, string | number | boolean | string[]>; scopes?: string[] },
+  routeKey = `${route.method} ${route.path}`,
 ): APIGatewayProxyEventV2 {
   const url = new URL(req.url, 'http://localhost');
   const query: Record<string, string> = {};
@@ -116,7 +76,7 @@ export function toEvent(
   delete headers.cookie;
   const event: APIGatewayProxyEventV2 = {
     version: '2.0',
-    routeKey: `${route.method} ${route.path}`,
+    routeKey,
     rawPath: url.pathname,
     rawQueryString: url.search.replace(/^\?/, ''),
     ...(cookies && cookies.length > 0 ? { cookies } : {}),
@@ -136,7 +96,7 @@ export function toEvent(
         userAgent: req.headers['user-agent'] ?? '',
       },
       requestId,
-      routeKey: `${route.method} ${route.path}`,
+      routeKey,
       stage: '$default',
       time: now.toUTCString(),
       timeEpoch: now.getTime(),
@@ -213,8 +173,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
       const match = matchRoute(method, path);
       if ('allow' in match) {
-        const problem = match.allow.length > 0 ? problems.methodNotAllowed(match.allow) : problems.notFound(`No route for ${method} ${path}`);
-        status = send(res, problemResponse(problem, requestId));
+        // What API Gateway's `$default` route does: the fallback function answers 404 or 405.
+        const fallback: RouteDefinition = { ...fallbackHandler, method: method as RouteDefinition['method'], path, auth: false };
+        const event = toEvent({ method, url: req.url ?? '/', headers, body }, fallback, {}, undefined, '$default');
+        status = send(res, await (await load(fallback))(event, lambdaContext(fallback)));
         return;
       }
       let authorizer: { claims?: Record<string, string | number | boolean | string[]>; scopes?: string[] } | undefined;

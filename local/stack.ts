@@ -1,9 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBStreamHandler } from 'aws-lambda';
 import { startDynamoDbLocal } from './dynamodb-local.ts';
 import { startGateway, type Authorizer, type Gateway } from './gateway.ts';
+import { loadLocalIssuer, type LocalIssuer } from './auth.ts';
 import { startKmsServer, LOCAL_KMS_ALIAS } from './kms-server.ts';
 import { redisAvailable, startRedis } from './redis-local.ts';
 import { ensureTable } from './table.ts';
@@ -22,6 +22,13 @@ export interface LocalStackOptions {
   cache?: boolean;
   /** Run the stream poller that feeds the aggregator (default true). */
   stream?: boolean;
+  /**
+   * Verify bearer tokens in the gateway (the local issuer's, key pair in `dataDir/auth/`) and authorize in the
+   * handlers — default true. `false` switches both off (`AUTH_MODE=off`, set only here): quick experiments
+   * and tests that are not about auth.
+   */
+  auth?: boolean;
+  /** Replaces the local issuer's verifier (tests). */
   authorizer?: Authorizer;
   onRequest?: (line: { method: string; path: string; status: number; ms: number }) => void;
   log?: (line: string) => void;
@@ -38,10 +45,24 @@ export interface StackInfo {
   kmsKeyId: string;
   eventsFile: string;
   deadLetterFile: string;
+  auth: StackAuthInfo;
+}
+
+export interface StackAuthInfo {
+  /** `jwt`: tokens are verified and authorized as in AWS; `off`: anyone may do anything. */
+  mode: 'jwt' | 'off';
+  issuer: string | null;
+  /** App client ids accepted as `aud` / `client_id`. */
+  audience: string[];
+  jwksFile: string | null;
+  /** How to get a token. */
+  token: string;
 }
 
 export interface LocalStack {
   info: StackInfo;
+  /** The local token issuer; undefined when auth is off. */
+  issuer: LocalIssuer | undefined;
   gateway: Gateway;
   /** Resolves once every stream record written so far has been through the aggregator. */
   drained(): Promise<void>;
@@ -107,13 +128,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       EVENTS_FILE: eventsFile,
     });
 
+    // The switch the handlers' auth middleware reads. Only this file ever sets it to `off`, and the middleware
+    // ignores it inside a real Lambda runtime.
+    const authOn = options.auth !== false;
+    process.env.AUTH_MODE = authOn ? 'on' : 'off';
+    const issuer = authOn ? await loadLocalIssuer(dataDir) : undefined;
+    const authorizer = options.authorizer ?? issuer?.authorizer();
+
     const client = new DynamoDBClient({ region, endpoint: dynamodbEndpoint });
     const streamArn = await ensureTable(client, tableName);
     client.destroy();
 
     let drained = async () => undefined as void;
     if (options.stream !== false) {
-      const { handler } = (await import('../lambdas/stream/aggregate.ts')) as { handler: DynamoDBStreamHandler };
+      const { handler } = await import('../lambdas/stream/aggregate.ts');
       const { startStreamPoller } = await import('./stream-poller.ts');
       const poller = await startStreamPoller({
         streamArn,
@@ -130,7 +158,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     const gateway = await startGateway({
       port: options.port,
-      ...(options.authorizer ? { authorizer: options.authorizer } : {}),
+      ...(authOn && authorizer ? { authorizer } : {}),
       ...(options.onRequest ? { onRequest: options.onRequest } : {}),
     });
     stops.push(() => gateway.stop());
@@ -146,8 +174,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       kmsKeyId,
       eventsFile,
       deadLetterFile,
+      auth: issuer
+        ? {
+            mode: 'jwt',
+            issuer: issuer.issuer,
+            audience: issuer.audience,
+            jwksFile: issuer.jwksFile,
+            token: 'npm run token -- --user <user_id>  (end user)  |  npm run token -- --admin  (service); send Authorization: Bearer <token>',
+          }
+        : { mode: 'off', issuer: null, audience: [], jwksFile: null, token: 'auth is off (--no-auth): no token needed' },
     };
-    return { info, gateway, drained, stop: stopAll };
+    return { info, issuer, gateway, drained, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;

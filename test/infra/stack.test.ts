@@ -10,7 +10,7 @@ import { TABLE_SCHEMA } from '../../lib/data.ts';
 import { NOT_SET_IN_AWS } from '../../lib/environment.ts';
 import { DOMAIN_EVENTS } from '../../lib/events.ts';
 import { repoRoot } from '../../lib/paths.ts';
-import { routes, streamHandler } from '../../lib/routes.ts';
+import { fallbackHandler, routes, streamHandler } from '../../lib/routes.ts';
 import { STREAM_SETTINGS } from '../../lib/stream.ts';
 import {
   actionsOf,
@@ -23,7 +23,7 @@ import {
 
 const { template } = synth();
 const functionIds = new Map(
-  [...routes.map((r) => r.functionName), streamHandler.functionName].map((name) => [
+  [...routes.map((r) => r.functionName), fallbackHandler.functionName, streamHandler.functionName].map((name) => [
     name,
     logicalIdByPath(template, 'AWS::Lambda::Function', `${name}/Resource`),
   ]),
@@ -33,7 +33,8 @@ const fnResource = (name: string): Resource =>
 
 describe('HTTP API', () => {
   it('has exactly one route per route-table row, each integrated with its own function', () => {
-    template.resourceCountIs('AWS::ApiGatewayV2::Route', routes.length);
+    // One per row, plus `$default` (the fallback's 404/405).
+    template.resourceCountIs('AWS::ApiGatewayV2::Route', routes.length + 1);
     const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
     const integratedFunctions = new Set<string>();
     for (const route of routes) {
@@ -48,6 +49,14 @@ describe('HTTP API', () => {
       integratedFunctions.add(uri['Fn::GetAtt'][0]!);
     }
     expect(integratedFunctions.size).toBe(routes.length);
+    const fallback = template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: '$default' } });
+    expect(Object.keys(fallback)).toHaveLength(1);
+    const fallbackRoute = Object.values(fallback)[0] as Resource;
+    expect(fallbackRoute.Properties.AuthorizationType ?? 'NONE').toBe('NONE');
+    const target = fallbackRoute.Properties.Target as { 'Fn::Join': [string, unknown[]] };
+    const integrationId = (target['Fn::Join'][1][1] as { Ref: string }).Ref;
+    const uri = (integrations[integrationId] as Resource).Properties.IntegrationUri as { 'Fn::GetAtt': string[] };
+    expect(uri['Fn::GetAtt'][0]).toBe(functionIds.get('NotFound'));
   });
 
   it('puts the Cognito JWT authorizer (issuer = the pool, audience = both clients) on every route except /health', () => {
@@ -127,7 +136,7 @@ describe('Cognito', () => {
 
 describe('functions', () => {
   it('builds one arm64 nodejs22.x function per route plus the aggregator, each with its own role and log group', () => {
-    template.resourceCountIs('AWS::Lambda::Function', routes.length + 1);
+    template.resourceCountIs('AWS::Lambda::Function', routes.length + 2); // + NotFound ($default) + Aggregator
     const roles = new Set<string>();
     for (const [name] of functionIds) {
       const props = fnResource(name).Properties;
@@ -392,7 +401,7 @@ describe('packaging=image', () => {
 
   it('deploys every function as an arm64 image function from one image asset, CMD selecting its handler', () => {
     const fns = Object.values(image.findResources('AWS::Lambda::Function')) as Resource[];
-    expect(fns).toHaveLength(routes.length + 1);
+    expect(fns).toHaveLength(routes.length + 2);
     const uris = new Set<string>();
     const commands = fns.map((f) => {
       expect(f.Properties).toMatchObject({ PackageType: 'Image', Architectures: ['arm64'] });
@@ -402,7 +411,7 @@ describe('packaging=image', () => {
     });
     expect(uris.size).toBe(1);
     expect(commands.sort()).toEqual(
-      [...routes.map((r) => r.functionName), streamHandler.functionName].map((n) => [imageHandler(n)]).sort(),
+      [...routes.map((r) => r.functionName), fallbackHandler.functionName, streamHandler.functionName].map((n) => [imageHandler(n)]).sort(),
     );
   });
 });
