@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient, DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { rememberRequestSecrets } from './log-guard.ts';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../local/stack.ts';
 import type { MintOptions } from '../../local/auth.ts';
 
@@ -80,6 +81,7 @@ export async function startTestStack(options: Partial<LocalStackOptions> = {}): 
         body = JSON.stringify(init.body);
         headers['content-type'] ??= 'application/json';
       }
+      rememberRequestSecrets(init.body, headers);
       const response = await fetch(url + path, { method, headers, ...(body === undefined ? {} : { body }) });
       const text = await response.text();
       let parsed: unknown;
