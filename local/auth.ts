@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT, createLocalJWKSet, errors, exportJWK, generateKeyPair, importJWK, jwtVerify, type JSONWebKeySet, type JWK, type JWTPayload } from 'jose';
 import type { RouteDefinition } from '../lib/routes.ts';
 import { SCOPES } from '../lambdas/core/authorization.ts';
-import { Problem } from '../lambdas/core/problems.ts';
+import { problems } from '../lambdas/core/problems.ts';
 import type { Authorizer } from './gateway.ts';
 
 /**
@@ -139,30 +139,10 @@ export async function loadLocalIssuer(dataDir: string, options: { kid?: string }
   return issuer;
 }
 
-const invalidToken = (detail: string) =>
-  new Problem({
-    status: 401,
-    slug: 'unauthorized',
-    title: 'Authentication required',
-    detail,
-    headers: { 'www-authenticate': 'Bearer realm="tally", error="invalid_token"' },
-  });
-const missingToken = () =>
-  new Problem({
-    status: 401,
-    slug: 'unauthorized',
-    title: 'Authentication required',
-    detail: 'Send an access token: Authorization: Bearer <token>',
-    headers: { 'www-authenticate': 'Bearer realm="tally"' },
-  });
+const invalidToken = (detail: string) => problems.unauthorized(detail);
+const missingToken = () => problems.unauthorized('Send an access token: Authorization: Bearer <token>', false);
 const insufficientScope = () =>
-  new Problem({
-    status: 403,
-    slug: 'forbidden',
-    title: 'Forbidden',
-    detail: `The token grants none of the route's scopes (${ROUTE_SCOPES.join(', ')})`,
-    headers: { 'www-authenticate': `Bearer realm="tally", error="insufficient_scope", scope="${ROUTE_SCOPES.join(' ')}"` },
-  });
+  problems.insufficientScope(`The token grants none of the route's scopes (${ROUTE_SCOPES.join(', ')})`, ROUTE_SCOPES);
 
 /** Why a token failed, in words that never repeat the token. */
 function describeFailure(error: unknown): string {

@@ -60,13 +60,25 @@ export const problems = {
       detail: 'The cursor was not issued by this server for this user and these filters',
       errors: [{ field: 'cursor', message: 'must be a next_cursor returned for the same user and filters' }],
     }),
-  unauthorized: (detail: string) =>
+  /** 401 for a missing token (`invalid: false`) or a bad one (RFC 6750 `error="invalid_token"`). */
+  unauthorized: (detail: string, invalid = true) =>
     new Problem({
       status: 401,
       slug: 'unauthorized',
       title: 'Authentication required',
       detail,
-      headers: { 'www-authenticate': 'Bearer' },
+      headers: { 'www-authenticate': invalid ? 'Bearer realm="tally", error="invalid_token"' : 'Bearer realm="tally"' },
+    }),
+  /** 403 for a valid token that grants none of the needed scopes (RFC 6750 `insufficient_scope`). */
+  insufficientScope: (detail: string, scopes?: readonly string[]) =>
+    new Problem({
+      status: 403,
+      slug: 'forbidden',
+      title: 'Forbidden',
+      detail,
+      headers: {
+        'www-authenticate': `Bearer realm="tally", error="insufficient_scope"${scopes ? `, scope="${scopes.join(' ')}"` : ''}`,
+      },
     }),
   forbidden: (detail: string) => new Problem({ status: 403, slug: 'forbidden', title: 'Forbidden', detail }),
   notFound: (detail: string) => new Problem({ status: 404, slug: 'not-found', title: 'Not found', detail }),

@@ -1,7 +1,7 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { mayActOn, principalFrom, type ClaimValue, type Principal } from '../core/authorization.ts';
-import { Problem } from '../core/problems.ts';
+import { problems } from '../core/problems.ts';
 import { logger } from '../adapters/logger.ts';
 
 /**
@@ -23,32 +23,6 @@ export function authEnforced(env: NodeJS.ProcessEnv = process.env): boolean {
   if (env.AUTH_MODE !== 'off') return true;
   return Boolean(env.AWS_LAMBDA_FUNCTION_NAME);
 }
-
-export const authProblems = {
-  unauthenticated: (detail: string) =>
-    new Problem({
-      status: 401,
-      slug: 'unauthorized',
-      title: 'Authentication required',
-      detail,
-      headers: { 'www-authenticate': 'Bearer realm="tally", error="invalid_token"' },
-    }),
-  insufficientScope: (detail: string) =>
-    new Problem({
-      status: 403,
-      slug: 'forbidden',
-      title: 'Forbidden',
-      detail,
-      headers: { 'www-authenticate': 'Bearer realm="tally", error="insufficient_scope"' },
-    }),
-  otherUser: () =>
-    new Problem({
-      status: 403,
-      slug: 'forbidden',
-      title: 'Forbidden',
-      detail: "This token may only act on its own user's data",
-    }),
-};
 
 interface JwtContext {
   claims?: Record<string, ClaimValue> | null;
@@ -79,13 +53,13 @@ export function authorization(
       const result = principalFrom(jwt?.claims, jwt?.scopes);
       if (!result.ok) {
         logger.info('request not authorized', { status: result.status, reason: result.reason });
-        throw result.status === 401 ? authProblems.unauthenticated('A valid bearer access token is required') : authProblems.insufficientScope(result.reason);
+        throw result.status === 401 ? problems.unauthorized('A valid bearer access token is required') : problems.insufficientScope(result.reason);
       }
       const target = event.pathParameters?.user_id;
       const decision = mayActOn(result.principal, target);
       if (!decision.allowed) {
         logger.info('request forbidden', { status: 403, reason: decision.reason, principal_kind: result.principal.kind });
-        throw authProblems.otherUser();
+        throw problems.forbidden("This token may only act on its own user's data");
       }
       logger.appendKeys({ principal_kind: result.principal.kind });
       onPrincipal(event, result.principal);

@@ -20,12 +20,7 @@ beforeAll(async () => {
   redis = await startRedis();
   redisPort = redis.port;
   stack = await startTestStack({
-    services: {
-      AWS_ENDPOINT_URL_DYNAMODB: process.env.AWS_ENDPOINT_URL_DYNAMODB!,
-      AWS_ENDPOINT_URL_KMS: process.env.AWS_ENDPOINT_URL_KMS!,
-      KMS_KEY_ID: process.env.KMS_KEY_ID!,
-      REDIS_URL: redis.url,
-    },
+    services: { REDIS_URL: redis.url },
   });
   inspector = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
 });

@@ -14,12 +14,7 @@ beforeAll(async () => {
   kmsRunning = true;
   stack = await startTestStack({
     stream: false,
-    services: {
-      AWS_ENDPOINT_URL_DYNAMODB: process.env.AWS_ENDPOINT_URL_DYNAMODB!,
-      AWS_ENDPOINT_URL_KMS: kms.endpoint,
-      KMS_KEY_ID: kms.alias,
-      REDIS_URL: process.env.REDIS_URL!,
-    },
+    services: { AWS_ENDPOINT_URL_KMS: kms.endpoint, KMS_KEY_ID: kms.alias },
   });
 });
 afterAll(async () => {

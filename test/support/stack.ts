@@ -31,6 +31,7 @@ let counter = 0;
 /**
  * A local stack for one test file: the run's shared DynamoDB Local, KMS endpoint and Redis (from
  * global-setup), and this file's own table, gateway and stream poller. `stop()` deletes the table.
+ * `services` overrides single services of the run's.
  *
  * Auth is OFF unless `auth: true` (then the gateway verifies tokens from a local issuer whose key lives in the
  * stack's temporary dataDir, and the handlers authorize). The switch is process-wide (`AUTH_MODE`), so keep
@@ -44,13 +45,15 @@ export async function startTestStack(options: Partial<LocalStackOptions> = {}): 
     AWS_ENDPOINT_URL_KMS: process.env.AWS_ENDPOINT_URL_KMS,
     REDIS_URL: process.env.REDIS_URL,
     KMS_KEY_ID: process.env.KMS_KEY_ID,
+    // A file may bring its own service (e.g. a KMS endpoint or redis-server it stops mid-test).
+    ...options.services,
   };
   const stack = await startLocalStack({
     port: 0,
     dataDir,
     tableName,
-    services: Object.fromEntries(Object.entries(services).filter(([, v]) => v)) as LocalStackOptions['services'],
     ...options,
+    services: Object.fromEntries(Object.entries(services).filter(([, v]) => v)) as LocalStackOptions['services'],
     auth: options.auth ?? false,
   });
   const client = new DynamoDBClient({ region: stack.info.region, endpoint: stack.info.dynamodbEndpoint });
