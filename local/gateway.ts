@@ -108,16 +108,17 @@ export function toEvent(
   return event;
 }
 
-function lambdaContext(route: RouteDefinition, timeoutMs = 10_000): Context {
+/** A Lambda `Context` for an in-process invocation of the named function. */
+export function lambdaContext(functionName: string, timeoutMs = 10_000): Context {
   const deadline = Date.now() + timeoutMs;
   return {
     callbackWaitsForEmptyEventLoop: false,
-    functionName: route.functionName,
+    functionName,
     functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${route.functionName}`,
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${functionName}`,
     memoryLimitInMB: '512',
     awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/${route.functionName}`,
+    logGroupName: `/aws/lambda/${functionName}`,
     logStreamName: 'local',
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     done: () => undefined,
@@ -176,7 +177,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // What API Gateway's `$default` route does: the fallback function answers 404 or 405.
         const fallback: RouteDefinition = { ...fallbackHandler, method: method as RouteDefinition['method'], path, auth: false };
         const event = toEvent({ method, url: req.url ?? '/', headers, body }, fallback, {}, undefined, '$default');
-        status = send(res, await (await load(fallback))(event, lambdaContext(fallback)));
+        status = send(res, await (await load(fallback))(event, lambdaContext(fallback.functionName)));
         return;
       }
       let authorizer: { claims?: Record<string, string | number | boolean | string[]>; scopes?: string[] } | undefined;
@@ -195,7 +196,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         authorizer,
       );
       const handler = await load(match.route);
-      status = send(res, await handler(event, lambdaContext(match.route)));
+      status = send(res, await handler(event, lambdaContext(match.route.functionName)));
     } catch {
       // What API Gateway answers when the integration itself fails.
       if (!res.headersSent) status = send(res, problemResponse(problems.internal(), randomUUID()));

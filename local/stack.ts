@@ -2,11 +2,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { startDynamoDbLocal } from './dynamodb-local.ts';
-import { startGateway, type Authorizer, type Gateway } from './gateway.ts';
+import { lambdaContext, startGateway, type Authorizer, type Gateway } from './gateway.ts';
 import { loadLocalIssuer, type LocalIssuer } from './auth.ts';
 import { startKmsServer, LOCAL_KMS_ALIAS } from './kms-server.ts';
 import { redisAvailable, startRedis } from './redis-local.ts';
 import { ensureTable } from './table.ts';
+import { streamHandler } from '../lib/routes.ts';
 
 export interface LocalStackOptions {
   /** Port of the HTTP gateway; 0 picks a free one. */
@@ -145,7 +146,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       const { startStreamPoller } = await import('./stream-poller.ts');
       const poller = await startStreamPoller({
         streamArn,
-        handler,
+        handler: (event) => handler(event, lambdaContext(streamHandler.functionName, 60_000)),
         batchSize: 100,
         batchingWindowMs: 50,
         maxRetries: 3,

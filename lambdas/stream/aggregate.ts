@@ -122,6 +122,10 @@ export function createAggregatorHandler(resolveDeps: AggregatorDeps | (() => Agg
   return async (event, context) => {
     const deps = typeof resolveDeps === 'function' ? resolveDeps() : resolveDeps;
     const logger = deps.logger ?? defaultLogger();
+    if (context) {
+      logger.resetKeys();
+      logger.addContext(context);
+    }
     const state: BatchState = {
       changedUsers: new Set(),
       userChains: new Map(),
