@@ -4,6 +4,7 @@ import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } fr
 import { LRUCache } from 'lru-cache';
 import { DATA_KEY_SK, TABLE_KEYS, userPk } from '../core/keys.ts';
 import { Problem, problems } from '../core/problems.ts';
+import { dynamoFailure, isTransportFailure } from './dynamo-errors.ts';
 import { FieldDecryptionError } from './field-cipher.ts';
 
 /**
@@ -81,72 +82,20 @@ const KMS_REFUSED = new Set([
   'InvalidGrantTokenException',
 ]);
 
-const DYNAMO_TRANSIENT = new Set([
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'InternalServerError',
-  'ServiceUnavailable',
-  'ServiceUnavailableException',
-  'LimitExceededException',
-  'TimeoutError',
-  'RequestTimeout',
-  'RequestTimeoutException',
-]);
-
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ECONNABORTED',
-]);
-
-interface ErrorShape {
-  name?: unknown;
-  code?: unknown;
-  $metadata?: { httpStatusCode?: unknown };
-}
-
-function shape(error: unknown): ErrorShape {
-  return typeof error === 'object' && error !== null ? (error as ErrorShape) : {};
-}
-
-/** No HTTP response at all (refused, reset, timed out) or a 5xx: the service could not be reached. */
-function isTransport(error: unknown): boolean {
-  const e = shape(error);
-  if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return true;
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') return true;
-  if (typeof e.$metadata !== 'object' || e.$metadata === null) return false;
-  const status = e.$metadata.httpStatusCode;
-  // Thrown by the SDK without any HTTP response: the connection failed or timed out.
-  if (typeof status !== 'number') return true;
-  return status >= 500 || status === 429;
-}
+const errorName = (error: unknown): unknown => (typeof error === 'object' && error !== null ? (error as { name?: unknown }).name : undefined);
 
 /** KMS is throttling or unreachable: the request should be a 503 and may be retried. */
 export function isKmsUnavailable(error: unknown): boolean {
-  const name = shape(error).name;
+  const name = errorName(error);
   if (typeof name === 'string' && KMS_REFUSED.has(name)) return false;
   if (typeof name === 'string' && KMS_TRANSIENT.has(name)) return true;
-  return isTransport(error);
+  return isTransportFailure(error);
 }
 
 /** KMS refused the key or the wrapped blob: retrying will not help, and nothing may be guessed. */
 export function isKmsRefusal(error: unknown): boolean {
-  const name = shape(error).name;
+  const name = errorName(error);
   return typeof name === 'string' && KMS_REFUSED.has(name);
-}
-
-export function isDynamoUnavailable(error: unknown): boolean {
-  const name = shape(error).name;
-  if (typeof name === 'string' && DYNAMO_TRANSIENT.has(name)) return true;
-  if (error instanceof ConditionalCheckFailedException) return false;
-  return isTransport(error);
 }
 
 /** The 500 for a data key that KMS will not unwrap. Deliberately says nothing about which user or why. */
@@ -164,11 +113,6 @@ function kmsFailure(error: unknown): Error {
   if (isKmsRefusal(error)) return dataKeyUnusable(error);
   if (isKmsUnavailable(error)) return problems.dependencyUnavailable('KMS', error);
   return problems.internal(error);
-}
-
-function dynamoFailure(error: unknown): Error {
-  if (isDynamoUnavailable(error)) return problems.dependencyUnavailable('DynamoDB', error);
-  return error instanceof Error ? error : problems.internal(error);
 }
 
 /** A copy of the SDK's plaintext buffer, after which the SDK's own buffer is zeroed. */

@@ -27,6 +27,10 @@ export class VersionConflict extends Error {
   }
 }
 
+/** Attempts of a transactional write that DynamoDB cancelled for a conflicting in-flight transaction. */
+const TRANSACTION_CONFLICT_ATTEMPTS = 5;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 export interface PageFilter {
   from?: string | undefined;
   to?: string | undefined;
@@ -161,34 +165,46 @@ export class TransactionRepository {
       ...(options.values ? { ExpressionAttributeValues: options.values } : {}),
     };
     const checkKey = options.checkKey ?? true;
-    try {
-      if (!checkKey) {
+    if (!checkKey) {
+      try {
         await this.doc.send(new PutCommand(put));
         return;
+      } catch (error) {
+        if (error instanceof ConditionalCheckFailedException) throw new VersionConflict();
+        throw dynamoFailure(error);
       }
-      // The name was sealed under key `key_version`: commit only if that key is still the user's live key,
-      // so a name is never written under a key another container has just destroyed.
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              ConditionCheck: {
-                TableName: this.tableName,
-                Key: { PK: item.PK, SK: DATA_KEY_SK },
-                ConditionExpression: 'key_version = :kv AND attribute_exists(wrapped_key)',
-                ExpressionAttributeValues: { ':kv': item.key_version },
-              },
-            },
-            { Put: put },
-          ],
-        }),
-      );
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) throw new VersionConflict();
-      const codes = cancellationCodes(error);
-      if (codes?.[0] === 'ConditionalCheckFailed') throw new DataKeyChanged();
-      if (codes?.[1] === 'ConditionalCheckFailed' || codes?.includes('TransactionConflict')) throw new VersionConflict();
-      throw dynamoFailure(error);
+    }
+    // The name was sealed under key `key_version`: commit only if that key is still the user's live key,
+    // so a name is never written under a key another container has just destroyed.
+    const transaction = new TransactWriteCommand({
+      TransactItems: [
+        {
+          ConditionCheck: {
+            TableName: this.tableName,
+            Key: { PK: item.PK, SK: DATA_KEY_SK },
+            ConditionExpression: 'key_version = :kv AND attribute_exists(wrapped_key)',
+            ExpressionAttributeValues: { ':kv': item.key_version },
+          },
+        },
+        { Put: put },
+      ],
+    });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.doc.send(transaction);
+        return;
+      } catch (error) {
+        const codes = cancellationCodes(error);
+        if (codes?.[0] === 'ConditionalCheckFailed') throw new DataKeyChanged();
+        if (codes?.[1] === 'ConditionalCheckFailed') throw new VersionConflict();
+        // Another write of this user's is in flight on the same KEY item (or this item): DynamoDB cancels one
+        // of two overlapping transactions. Back off with jitter and try again; past the budget it is a 503.
+        if (codes?.includes('TransactionConflict') && attempt < TRANSACTION_CONFLICT_ATTEMPTS) {
+          await sleep(Math.random() * 20 * 2 ** attempt);
+          continue;
+        }
+        throw dynamoFailure(error);
+      }
     }
   }
 }

@@ -124,7 +124,7 @@ export class TransactionService {
       } catch (error) {
         if (!(error instanceof VersionConflict)) throw error;
         if (ifMatch !== undefined) throw versionMismatch(ifMatch, undefined);
-        if (attempt >= MAX_OPTIMISTIC_ATTEMPTS) throw problems.conflict('The transaction is being changed concurrently; retry');
+        if (attempt >= MAX_OPTIMISTIC_ATTEMPTS) throw problems.contention('The transaction kept changing concurrently');
       }
     }
   }
@@ -205,7 +205,7 @@ export class TransactionService {
       try {
         return await write();
       } catch (again) {
-        if (again instanceof DataKeyChanged) throw problems.conflict("The user's data key changed during the write; retry");
+        if (again instanceof DataKeyChanged) throw problems.contention("The user's data key changed during the write");
         throw again;
       }
     }

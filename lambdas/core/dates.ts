@@ -26,6 +26,8 @@ export function parseTransactionDate(input: unknown, now: number = Date.now()): 
   const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
   if (!validCalendarDay(year, month, day)) return { ok: false, message: 'is not a valid calendar date' };
   if (hour > 23 || minute > 59 || second > 59) return { ok: false, message: 'is not a valid time of day' };
+  // Before any offset could bring it to 1970 (and before Date.UTC would read years 0–99 as 1900–1999).
+  if (year < 1969) return { ok: false, message: 'must not be before 1970-01-01T00:00:00Z' };
   let offsetMinutes = 0;
   if (m[9]) {
     const oh = Number(m[10]);

@@ -126,6 +126,15 @@ export const problems = {
       headers: { 'retry-after': '1' },
       cause,
     }),
+  /** Concurrent writes kept winning over this one: nothing was changed, and a retry will most likely succeed. */
+  contention: (detail: string) =>
+    new Problem({
+      status: 503,
+      slug: 'contention',
+      title: 'Service unavailable',
+      detail: `${detail}; nothing was changed. Retry later.`,
+      headers: { 'retry-after': '1' },
+    }),
   /** A stored value failed its integrity check (e.g. a ciphertext moved to another row). Nothing is revealed. */
   integrity: (cause?: unknown) =>
     new Problem({

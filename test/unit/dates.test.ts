@@ -25,6 +25,7 @@ describe('parseTransactionDate', () => {
     ['2000-02-29T12:00:00Z', '2000-02-29T12:00:00.000Z'],
     ['1970-01-01T00:00:00Z', '1970-01-01T00:00:00.000Z'],
     ['1970-01-01T01:00:00+01:00', '1970-01-01T00:00:00.000Z'],
+    ['1969-12-31T23:30:00-01:00', '1970-01-01T00:30:00.000Z'],
     ['2026-12-04T17:59:59Z', '2026-12-04T17:59:59.000Z'],
   ])('%s → %s', (input, expected) => {
     expect(iso(input)).toBe(expected);
@@ -44,6 +45,9 @@ describe('parseTransactionDate', () => {
     ['2026-12-01T09:30:00+24:00', 'has an invalid UTC offset'],
     ['1969-12-31T23:59:59Z', 'must not be before 1970-01-01T00:00:00Z'],
     ['1970-01-01T00:30:00+01:00', 'must not be before 1970-01-01T00:00:00Z'],
+    ['0070-01-01T00:00:00Z', 'must not be before 1970-01-01T00:00:00Z'],
+    ['0099-06-01T00:00:00+00:00', 'must not be before 1970-01-01T00:00:00Z'],
+    ['0000-01-01T00:00:00Z', 'must not be before 1970-01-01T00:00:00Z'],
     ['2026-12-04T18:00:00.001Z', 'must not be more than 24 hours in the future'],
     ['9999-12-31T23:59:59Z', 'must not be more than 24 hours in the future'],
   ])('%j is rejected: %s', (input, expected) => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException, ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, ProvisionedThroughputExceededException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
@@ -119,6 +119,28 @@ describe('create-transaction handler', () => {
     expect(result.statusCode).toBe(503);
     expect(result.headers?.['retry-after']).toBe('1');
     expect(result.body).not.toContain('xyz');
+  });
+
+  const conflict = () =>
+    new TransactionCanceledException({
+      message: 'Transaction cancelled',
+      $metadata: { httpStatusCode: 400 },
+      CancellationReasons: [{ Code: 'TransactionConflict' }, { Code: 'None' }],
+    });
+
+  it('retries a write that DynamoDB cancelled for a conflicting transaction of the same user', async () => {
+    ddb.on(TransactWriteCommand).rejectsOnce(conflict()).rejectsOnce(conflict()).resolves({});
+    const result = await handlers['create-transaction']!(event({ method: 'POST', body: validBody }), context);
+    expect(result.statusCode).toBe(201);
+    expect(ddb).toHaveReceivedCommandTimes(TransactWriteCommand, 3);
+  });
+
+  it('answers 503 with Retry-After when the conflicts outlast the retry budget', async () => {
+    ddb.on(TransactWriteCommand).rejects(conflict());
+    const result = await handlers['create-transaction']!(event({ method: 'POST', body: validBody }), context);
+    expect(result.statusCode).toBe(503);
+    expect(result.headers?.['retry-after']).toBe('1');
+    expect(ddb).toHaveReceivedCommandTimes(TransactWriteCommand, 5);
   });
 
   it('turns an unexpected error into a generic 500 without a stack trace', async () => {
