@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { fallbackHandler, matchRoute, type RouteDefinition } from '../lib/routes.ts';
 import { problems, type Problem } from '../lambdas/core/problems.ts';
-import { problemResponse } from '../lambdas/middleware/http.ts';
+import { problemResponse, requestIdFor } from '../lambdas/middleware/http.ts';
 
 type LambdaHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyResultV2>;
 
@@ -167,7 +167,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     try {
       const body = await readBody(req);
       const headers = headerMap(req);
-      const requestId = randomUUID();
+      // Also for answers the gateway gives itself (413, authorizer rejections), like every other response.
+      const requestId = requestIdFor(headers['x-request-id'], randomUUID());
       if (body === 'too-large') {
         status = send(res, problemResponse(problems.payloadTooLarge(MAX_GATEWAY_BODY), requestId));
         return;

@@ -44,11 +44,15 @@ const states = new WeakMap<APIGatewayProxyEventV2, State>();
 const lowerCaseHeaders = (headers: APIGatewayProxyEventV2['headers'] | undefined): Record<string, string | undefined> =>
   Object.fromEntries(Object.entries(headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
 
+/** The caller's `x-request-id` when it is sane, else the gateway's id, else a fresh one. */
+export function requestIdFor(given: string | undefined, gatewayId: string | undefined): string {
+  return given && REQUEST_ID.test(given) ? given : (gatewayId ?? randomUUID());
+}
+
 /** Request id: the caller's `x-request-id` when it is sane, else API Gateway's, else a fresh one. */
 const requestContext = (): MiddlewareObj<APIGatewayProxyEventV2, Result> => ({
   before: (request) => {
-    const given = lowerCaseHeaders(request.event.headers)['x-request-id'];
-    const requestId = given && REQUEST_ID.test(given) ? given : (request.event.requestContext?.requestId ?? randomUUID());
+    const requestId = requestIdFor(lowerCaseHeaders(request.event.headers)['x-request-id'], request.event.requestContext?.requestId);
     states.set(request.event, { requestId, body: undefined, principal: undefined, startedAt: Date.now() });
     logger.appendKeys({ request_id: requestId, route: request.event.routeKey });
   },

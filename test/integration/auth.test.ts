@@ -193,3 +193,12 @@ describe('every handler fails closed without verified claims (a route deployed w
     });
   }
 });
+
+describe('rejections the gateway answers itself', () => {
+  it('echo the caller’s x-request-id in the problem body and header', async () => {
+    const r = await stack.request('GET', '/users/u-echo/transactions', { headers: { 'x-request-id': 'client-trace-77' } });
+    expect(r.status).toBe(401);
+    expect(r.headers.get('x-request-id')).toBe('client-trace-77');
+    expect(r.body.request_id).toBe('client-trace-77');
+  });
+});
