@@ -107,7 +107,20 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
     if (!options.deadLetterFile || records.length === 0) return;
     await mkdir(dirname(options.deadLetterFile), { recursive: true });
     const at = new Date().toISOString();
-    const lines = records.map((record) => JSON.stringify({ at, reason, attempts, eventSourceARN: options.streamArn, record }));
+    // Like Lambda's on-failure destination: where the record is, not what it holds (images carry ciphertexts).
+    const lines = records.map((record) =>
+      JSON.stringify({
+        at,
+        reason,
+        attempts,
+        eventSourceARN: options.streamArn,
+        eventID: record.eventID,
+        eventName: record.eventName,
+        sequenceNumber: record.dynamodb?.SequenceNumber,
+        keys: record.dynamodb?.Keys,
+        approximateCreationDateTime: record.dynamodb?.ApproximateCreationDateTime,
+      }),
+    );
     await appendFile(options.deadLetterFile, lines.join('\n') + '\n', 'utf8');
   }
 

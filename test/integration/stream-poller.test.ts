@@ -143,9 +143,11 @@ describe('stream poller (DynamoDB Local)', () => {
       const poisonDeliveries = deliveries.filter((e) => sksOf(e, pk).includes('POISON'));
       expect(poisonDeliveries).toHaveLength(3); // first try + 2 retries
       expect(deliveries.some((e) => sksOf(e, pk).includes('AFTER'))).toBe(true);
-      const lines = (await readFile(deadLetterFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { attempts: number; record: { dynamodb: { Keys: { SK: { S: string } } } } });
+      const lines = (await readFile(deadLetterFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ attempts: 3, reason: 'batchItemFailures', record: { dynamodb: { Keys: { SK: { S: 'POISON' } } } } });
+      expect(lines[0]).toMatchObject({ attempts: 3, reason: 'batchItemFailures', keys: { SK: { S: 'POISON' } }, eventName: 'INSERT' });
+      expect(lines[0]).toHaveProperty('sequenceNumber');
+      expect(JSON.stringify(lines[0])).not.toContain('NewImage');
     } finally {
       await poller.stop();
     }
