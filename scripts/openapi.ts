@@ -3,7 +3,7 @@
  * (request and response bodies). `npm run openapi` writes openapi.json; a test keeps the committed file
  * equal to what this produces.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { routes, type RouteDefinition } from '../lib/routes.ts';
@@ -39,6 +39,9 @@ const jsonBody = (name: string, description: string) => ({ description, content:
 const pathParam = (name: string, description: string) => ({ name, in: 'path', required: true, description, schema: { type: 'string' } });
 const query = (name: string, description: string, schema: Json) => ({ name, in: 'query', required: false, description, schema });
 
+const ifNoneMatch = { name: 'If-None-Match', in: 'header', required: false, description: 'An ETag from an earlier response; 304 if unchanged', schema: { type: 'string' } };
+const conditionalHeaders = { ETag: { schema: { type: 'string' } }, 'Cache-Control': { schema: { type: 'string', enum: ['private, no-cache'] } } };
+
 function operation(route: RouteDefinition): Json {
   const parameters: Json[] = [];
   if (route.path.includes('{user_id}')) parameters.push(pathParam('user_id', '1–64 characters of [A-Za-z0-9_.-]'));
@@ -49,7 +52,14 @@ function operation(route: RouteDefinition): Json {
     case 'CreateTransaction':
       parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, description: '1–255 visible ASCII characters; replays within 24 h return the first response', schema: { type: 'string', maxLength: 255 } });
       requestBody = { required: true, content: { 'application/json': { schema: ref('CreateTransaction') } } };
-      responses['201'] = { ...jsonBody('Transaction', 'Created'), headers: { Location: { schema: { type: 'string' } }, ETag: { schema: { type: 'string' } } } };
+      responses['201'] = {
+        ...jsonBody('Transaction', 'Created, or the first response replayed for a repeated Idempotency-Key'),
+        headers: {
+          Location: { schema: { type: 'string' } },
+          ETag: { schema: { type: 'string' } },
+          'Idempotent-Replayed': { description: '"true" when this is the replay of an earlier request with the same key', schema: { type: 'string', enum: ['true'] } },
+        },
+      };
       responses['409'] = problem('The same Idempotency-Key is still in progress');
       responses['413'] = problem('Body over 16 KiB');
       responses['415'] = problem('Body is not JSON');
@@ -63,7 +73,9 @@ function operation(route: RouteDefinition): Json {
         query('to', 'Last day, inclusive (UTC)', { type: 'string', format: 'date' }),
         query('type', 'Only credits or only debits', { type: 'string', enum: ['credit', 'debit'] }),
       );
-      responses['200'] = jsonBody('TransactionPage', 'A page, newest transaction_date first');
+      parameters.push(ifNoneMatch);
+      responses['200'] = { ...jsonBody('TransactionPage', 'A page, newest transaction_date first'), headers: conditionalHeaders };
+      responses['304'] = { description: 'Not modified (If-None-Match matched the current ETag)', headers: conditionalHeaders };
       break;
     case 'GetTransaction':
       responses['200'] = { ...jsonBody('Transaction', 'The transaction'), headers: { ETag: { schema: { type: 'string' } } } };
@@ -88,7 +100,9 @@ function operation(route: RouteDefinition): Json {
         query('from', 'First day, inclusive (UTC); with to', { type: 'string', format: 'date' }),
         query('to', 'Last day, inclusive (UTC); with from', { type: 'string', format: 'date' }),
       );
-      responses['200'] = jsonBody('Analytics', 'Figures from the aggregates; they may lag a write by the stream delay');
+      parameters.push(ifNoneMatch);
+      responses['200'] = { ...jsonBody('Analytics', 'Figures from the aggregates; they may lag a write by the stream delay'), headers: conditionalHeaders };
+      responses['304'] = { description: 'Not modified (If-None-Match matched the current ETag)', headers: conditionalHeaders };
       break;
     case 'ErasePersonalData':
       responses['204'] = { description: 'The data key is destroyed; names read null with full_name_erased: true' };
@@ -104,6 +118,7 @@ function operation(route: RouteDefinition): Json {
     responses['401'] = problem('Missing or invalid bearer token');
     responses['403'] = problem("A caller acting on another user's data");
   }
+  responses['405'] = { ...problem('Known path, unsupported method'), headers: { Allow: { schema: { type: 'string' } } } };
   responses['429'] = problem('Throttled');
   responses['503'] = problem('A dependency is unavailable; nothing was changed');
   return {
@@ -138,6 +153,16 @@ export function buildOpenApi(): Json {
 export const OPENAPI_FILE = fileURLToPath(new URL('../openapi.json', import.meta.url));
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  writeFileSync(OPENAPI_FILE, `${JSON.stringify(buildOpenApi(), null, 2)}\n`);
-  console.log(`wrote ${OPENAPI_FILE}`);
+  const text = `${JSON.stringify(buildOpenApi(), null, 2)}\n`;
+  if (process.argv.includes('--check')) {
+    const current = existsSync(OPENAPI_FILE) ? readFileSync(OPENAPI_FILE, 'utf8') : '';
+    if (current !== text) {
+      console.error(`${OPENAPI_FILE} is stale: run npm run openapi`);
+      process.exit(1);
+    }
+    console.log(`${OPENAPI_FILE} is up to date`);
+  } else {
+    writeFileSync(OPENAPI_FILE, text);
+    console.log(`wrote ${OPENAPI_FILE}`);
+  }
 }
