@@ -14,6 +14,7 @@
  * being measured does not care how they were built. The output says which user was loaded how.
  */
 import { performance } from 'node:perf_hooks';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,10 +29,12 @@ import { buildTransactionItem } from '../lambdas/adapters/transaction-item.ts';
 import type { TxFacts } from '../lambdas/core/aggregate-delta.ts';
 import { AGGREGATE_SK, daySk, userPk } from '../lambdas/core/keys.ts';
 import { recompute } from '../lambdas/core/reconcile.ts';
+import { logger } from '../lambdas/adapters/logger.ts';
 import { createAggregatorHandler } from '../lambdas/stream/aggregate.ts';
 import { reconcileUser } from '../scripts/reconcile.ts';
 
-process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR'; // keep stdout pure JSON
+// Keep stdout pure JSON: the shared logger was created (at import) before this line could set its level.
+logger.setLogLevel('ERROR');
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200);
 const WARMUP = 20;
 /** Users up to this size are aggregated through the real stream + aggregator (BENCH_STREAM_UP_TO). */
@@ -131,35 +134,68 @@ function aggregatePuts(userId: string, txs: TxFacts[]): WriteRequest[] {
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
 
-type Run = () => Promise<{ consumedReadUnits: number; requests: number }>;
+/** One request kind: `time` is what is measured (the real handler), `cost` reads the same figures through the store once to report the read units. */
+interface Run {
+  time: () => Promise<void>;
+  cost: () => Promise<{ consumedReadUnits: number; requests: number }>;
+}
 
 /**
  * Measures several request kinds in interleaved rounds (one request of each kind per round), so warm-up,
  * JIT and DynamoDB Local's own state affect every kind alike.
  */
 async function measureInterleaved(runs: Run[]) {
-  for (let i = 0; i < WARMUP; i++) for (const run of runs) await run();
+  for (let i = 0; i < WARMUP; i++) for (const run of runs) await run.time();
   const times = runs.map(() => [] as number[]);
-  const units = runs.map(() => new Set<number>());
-  const requests = runs.map(() => new Set<number>());
   for (let i = 0; i < REQUESTS; i++) {
     for (const [k, run] of runs.entries()) {
       const t0 = performance.now();
-      const r = await run();
+      await run.time();
       times[k]!.push(performance.now() - t0);
-      units[k]!.add(r.consumedReadUnits);
-      requests[k]!.add(r.requests);
     }
   }
+  const costs: { consumedReadUnits: number; requests: number }[] = [];
+  for (const run of runs) costs.push(await run.cost());
   return runs.map((_, k) => {
     const sorted = times[k]!.sort((a, b) => a - b);
     return {
       median_ms: round(percentile(sorted, 50)),
       p95_ms: round(percentile(sorted, 95)),
-      read_units_per_request: [...units[k]!].sort((a, b) => a - b),
-      dynamodb_requests_per_read: [...requests[k]!].sort((a, b) => a - b),
+      read_units_per_request: costs[k]!.consumedReadUnits,
+      dynamodb_requests_per_read: costs[k]!.requests,
     };
   });
+}
+
+/** The real GET /users/{id}/analytics handler, invoked in-process with the cache off and auth switched off. */
+async function analyticsHandler(endpoint: string, tableName: string) {
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL_DYNAMODB: endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    TABLE_NAME: tableName,
+    REDIS_URL: '',
+    AUTH_MODE: 'off',
+  });
+  type Invoke = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
+  const { handler } = (await import('../lambdas/http/get-analytics.ts')) as unknown as { handler: Invoke };
+  const context = { functionName: 'GetAnalytics', awsRequestId: 'bench', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
+  return async (userId: string, period: { from: string; to: string } | null): Promise<void> => {
+    const event = {
+      version: '2.0',
+      routeKey: 'GET /users/{user_id}/analytics',
+      rawPath: `/users/${userId}/analytics`,
+      rawQueryString: '',
+      headers: {},
+      ...(period ? { queryStringParameters: period } : {}),
+      pathParameters: { user_id: userId },
+      requestContext: { requestId: 'bench', http: { method: 'GET', path: `/users/${userId}/analytics`, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'bench' } },
+      isBase64Encoded: false,
+    } as unknown as APIGatewayProxyEventV2;
+    const result = await handler(event, context);
+    if (result.statusCode !== 200) throw new Error(`analytics answered ${result.statusCode}: ${result.body}`);
+  };
 }
 
 async function main(): Promise<void> {
@@ -199,7 +235,11 @@ async function main(): Promise<void> {
       const firstOfPeriod = new Date(Date.parse(`${lastDay}T00:00:00Z`) - 29 * 86_400_000).toISOString().slice(0, 10);
       loaded.push({ size, userId, viaStream, loadMs, reconciled: report.differences.length === 0, dayItems: recompute(txs).days.size, period: { from: firstOfPeriod, to: lastDay } });
     }
-    const runs: Run[] = loaded.flatMap((u) => [() => store.analyticsFor(u.userId, null), () => store.analyticsFor(u.userId, u.period)]);
+    const invoke = await analyticsHandler(local.endpoint, tableName);
+    const runs: Run[] = loaded.flatMap((u) => [
+      { time: () => invoke(u.userId, null), cost: () => store.analyticsFor(u.userId, null) },
+      { time: () => invoke(u.userId, u.period), cost: () => store.analyticsFor(u.userId, u.period) },
+    ]);
     const figures = await measureInterleaved(runs);
     const results = [];
     for (const [i, u] of loaded.entries()) {
@@ -221,7 +261,7 @@ async function main(): Promise<void> {
       JSON.stringify(
         {
           bench: 'analytics',
-          what: 'AggregateStore.analyticsFor (one DynamoDB read + core arithmetic), strongly consistent reads, DynamoDB Local',
+          what: 'the GET /users/{id}/analytics handler in-process (middleware, validation, one DynamoDB read, arithmetic), cache off, strongly consistent reads, DynamoDB Local',
           requests_per_measure: REQUESTS,
           results,
           all_time_median_ratio_largest_vs_smallest: round(last.all_time.median_ms / first.all_time.median_ms, 2),

@@ -159,7 +159,9 @@ export function createAggregatorHandler(resolveDeps: AggregatorDeps | (() => Agg
         logger.warn('onUsersChanged failed; analytics caches expire by TTL', { error: (error as Error).message });
       }
     }
-    logger.info('stream batch processed', {
+    // A batch of only the aggregator's own items (AGG, DAY#, markers) is routine: debug, not info.
+    const changed = state.outcomes.applied + state.outcomes.duplicate + response.batchItemFailures.length > 0;
+    logger[changed ? 'info' : 'debug']('stream batch processed', {
       records: event.Records.length,
       ...state.outcomes,
       failed: response.batchItemFailures.length,
