@@ -35,6 +35,12 @@ export interface SealedPage {
   nextCursor: string | null;
 }
 
+/** A transaction as the API sees it, with the item it was read from or written as. */
+export interface SealedTransaction {
+  transaction: StoredTransaction;
+  item: TransactionItem;
+}
+
 const MAX_OPTIMISTIC_ATTEMPTS = 5;
 
 /**
@@ -60,6 +66,14 @@ export class TransactionService {
   }
 
   async create(userId: string, input: NewTransaction, transactionId: string = this.newId()): Promise<StoredTransaction> {
+    return (await this.createSealed(userId, input, transactionId)).transaction;
+  }
+
+  /**
+   * `create`, also returning the item as written (the name only as its ciphertext), so an idempotency record
+   * can keep the first response without the plaintext name.
+   */
+  async createSealed(userId: string, input: NewTransaction, transactionId: string = this.newId()): Promise<SealedTransaction> {
     const at = this.now();
     const item = await this.withLiveKey(userId, async () => {
       const sealed = await this.deps.names.encrypt(userId, transactionId, input.fullName);
@@ -79,7 +93,22 @@ export class TransactionService {
       return next;
     });
     await this.deps.cache.bumpUserVersion(userId);
-    return { ...this.facts(item), fullName: input.fullName };
+    return { transaction: { ...this.facts(item), fullName: input.fullName }, item };
+  }
+
+  /** `get`, also returning the stored item (ciphertext only). */
+  async getSealed(userId: string, transactionId: string): Promise<SealedTransaction> {
+    const item = await this.deps.repository.get(userId, transactionId);
+    if (!item) throw notFound(transactionId);
+    return { transaction: await this.open(item), item };
+  }
+
+  /**
+   * Opens a transaction from stored facts rather than from the table (an idempotent replay of the first
+   * response): the same decryption as every read, so an erased user's name reads null here too.
+   */
+  async openFacts(fields: Omit<TransactionItem, 'PK' | 'SK' | 'date_sk' | 'entity'>): Promise<StoredTransaction> {
+    return this.open(buildTransactionItem(fields));
   }
 
   newId(): string {

@@ -7,8 +7,11 @@ import type { NewTransaction } from './transaction.ts';
  * existing record, and the create-once flow over a small ledger port. No AWS here; the DynamoDB ledger is
  * lambdas/adapters/idempotency-store.ts.
  *
- * The record holds only the status, the fingerprint, the pre-assigned transaction id and two times — never
- * the name. A replay re-reads the transaction by that id.
+ * The record holds the status, the fingerprint, the pre-assigned transaction id and two times, and — once
+ * completed — a snapshot of the first response as the caller seals it (for transactions: the facts with the
+ * name still encrypted, never the plaintext). A replay rebuilds the first response from that snapshot, so a
+ * later change or delete of the transaction does not alter it. A completed record without a snapshot (written
+ * before snapshots existed) replays by re-reading the transaction by id.
  */
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
@@ -42,7 +45,7 @@ export function requestFingerprint(secret: string, input: NewTransaction): strin
 
 export type IdempotencyStatus = 'in_progress' | 'completed';
 
-export interface IdempotencyRecord {
+export interface IdempotencyRecord<S = unknown> {
   status: IdempotencyStatus;
   fingerprint: string;
   /** Assigned when the key is first claimed; every later attempt under this key creates this id or nothing. */
@@ -51,6 +54,8 @@ export interface IdempotencyRecord {
   lockedUntilMs: number;
   /** Epoch seconds (the table's TTL attribute); past it the record counts as absent. */
   expiresAtSeconds: number;
+  /** The first response, as stored (sealed by the caller); set when the record is completed. */
+  snapshot?: S;
 }
 
 export interface IdempotencyScope {
@@ -58,20 +63,25 @@ export interface IdempotencyScope {
   keyDigest: string;
 }
 
-export type ClaimDecision =
+export type ClaimDecision<S = unknown> =
   | { action: 'claim' }
   | { action: 'reject-mismatch' }
   | { action: 'reject-in-progress' }
-  | { action: 'replay'; transactionId: string }
+  /** `snapshot` is absent for a record completed before snapshots were stored: replay by re-reading. */
+  | { action: 'replay'; transactionId: string; snapshot?: S }
   | { action: 'take-over'; transactionId: string; lockedUntilMs: number };
 
-export const isExpired = (record: IdempotencyRecord, nowMs: number): boolean => record.expiresAtSeconds * 1000 <= nowMs;
+export const isExpired = (record: IdempotencyRecord<unknown>, nowMs: number): boolean => record.expiresAtSeconds * 1000 <= nowMs;
 
 /** What to do about the record already stored under a key. */
-export function decide(existing: IdempotencyRecord | undefined, fingerprint: string, nowMs: number): ClaimDecision {
+export function decide<S>(existing: IdempotencyRecord<S> | undefined, fingerprint: string, nowMs: number): ClaimDecision<S> {
   if (existing === undefined || isExpired(existing, nowMs)) return { action: 'claim' };
   if (existing.fingerprint !== fingerprint) return { action: 'reject-mismatch' };
-  if (existing.status === 'completed') return { action: 'replay', transactionId: existing.transactionId };
+  if (existing.status === 'completed') {
+    return existing.snapshot === undefined
+      ? { action: 'replay', transactionId: existing.transactionId }
+      : { action: 'replay', transactionId: existing.transactionId, snapshot: existing.snapshot };
+  }
   if (existing.lockedUntilMs > nowMs) return { action: 'reject-in-progress' };
   return { action: 'take-over', transactionId: existing.transactionId, lockedUntilMs: existing.lockedUntilMs };
 }
@@ -91,38 +101,50 @@ export const idempotencyProblems = {
       detail: 'The first request with this Idempotency-Key has not finished; retry shortly',
       headers: { 'retry-after': '1' },
     }),
+  /** Only for a record without a snapshot (written before snapshots existed) whose transaction was deleted. */
   gone: () =>
     problems.notFound(
       'The transaction created with this Idempotency-Key has since been deleted; nothing was created. Use a new key to create another',
     ),
 };
 
-/** The storage the flow needs; every write is conditional. */
-export interface IdempotencyLedger {
+/** The storage the flow needs; every write is conditional. `S` is the stored snapshot of the first response. */
+export interface IdempotencyLedger<S = unknown> {
   /** Stores `record` unless a live (unexpired) record exists under the key; then returns that one. */
   putIfAbsent(
     scope: IdempotencyScope,
-    record: IdempotencyRecord,
+    record: IdempotencyRecord<S>,
     nowMs: number,
-  ): Promise<{ stored: true } | { stored: false; existing: IdempotencyRecord | undefined }>;
+  ): Promise<{ stored: true } | { stored: false; existing: IdempotencyRecord<S> | undefined }>;
   /** Re-locks a stale in-progress record if it is still exactly the one seen (compare-and-set). */
   takeOver(scope: IdempotencyScope, transactionId: string, seenLockedUntilMs: number, lockedUntilMs: number): Promise<boolean>;
-  /** Marks the record completed (no-op if another attempt already did). */
-  complete(scope: IdempotencyScope, transactionId: string): Promise<void>;
+  /**
+   * Marks the in-progress record completed and stores the first response's snapshot with it. A no-op if the
+   * record is already completed (another attempt's snapshot stays: the first completion wins) or holds another id.
+   */
+  complete(scope: IdempotencyScope, transactionId: string, snapshot: S): Promise<void>;
   /** Unlocks the record after a failed attempt, keeping its transaction id, so a retry may take over at once. */
   release(scope: IdempotencyScope, transactionId: string): Promise<void>;
 }
 
-export interface CreateOnceDeps<T> {
-  ledger: IdempotencyLedger;
+/** A response and the snapshot of it that the record stores (which must hold no plaintext personal data). */
+export interface Snapshotted<T, S> {
+  value: T;
+  snapshot: S;
+}
+
+export interface CreateOnceDeps<T, S> {
+  ledger: IdempotencyLedger<S>;
   nowMs: () => number;
   newId: () => string;
   ttlSeconds: number;
   inProgressSeconds: number;
   /** Creates the transaction with this id, conditional on it not existing; `'exists'` when it already does. */
-  create: (transactionId: string) => Promise<T | 'exists'>;
-  /** Reads the transaction by id; undefined when it does not exist. */
-  read: (transactionId: string) => Promise<T | undefined>;
+  create: (transactionId: string) => Promise<Snapshotted<T, S> | 'exists'>;
+  /** Reads the transaction by id as it is now; undefined when it does not exist. */
+  read: (transactionId: string) => Promise<Snapshotted<T, S> | undefined>;
+  /** Rebuilds the first response from the record's snapshot (whatever became of the transaction since). */
+  restore: (transactionId: string, snapshot: S) => Promise<T>;
   warn?: (message: string, detail: Record<string, unknown>) => void;
 }
 
@@ -140,10 +162,14 @@ const MAX_CLAIM_ROUNDS = 3;
  * transaction write is itself conditional on the id not existing — so however attempts interleave or die,
  * exactly one transaction can come of one key.
  */
-export async function createOnce<T>(deps: CreateOnceDeps<T>, scope: IdempotencyScope, fingerprint: string): Promise<CreateOnceOutcome<T>> {
+export async function createOnce<T, S>(
+  deps: CreateOnceDeps<T, S>,
+  scope: IdempotencyScope,
+  fingerprint: string,
+): Promise<CreateOnceOutcome<T>> {
   for (let round = 0; round < MAX_CLAIM_ROUNDS; round++) {
     const now = deps.nowMs();
-    const fresh: IdempotencyRecord = {
+    const fresh: IdempotencyRecord<S> = {
       status: 'in_progress',
       fingerprint,
       transactionId: deps.newId(),
@@ -161,9 +187,13 @@ export async function createOnce<T>(deps: CreateOnceDeps<T>, scope: IdempotencyS
       case 'reject-in-progress':
         throw idempotencyProblems.inProgress();
       case 'replay': {
-        const value = await deps.read(decision.transactionId);
-        if (value === undefined) throw idempotencyProblems.gone();
-        return { value, replayed: true };
+        if (decision.snapshot !== undefined) {
+          return { value: await deps.restore(decision.transactionId, decision.snapshot), replayed: true };
+        }
+        // A record completed before snapshots were stored: the old behaviour, re-read the transaction.
+        const current = await deps.read(decision.transactionId);
+        if (current === undefined) throw idempotencyProblems.gone();
+        return { value: current.value, replayed: true };
       }
       case 'take-over': {
         const lockedUntil = now + deps.inProgressSeconds * 1000;
@@ -177,8 +207,8 @@ export async function createOnce<T>(deps: CreateOnceDeps<T>, scope: IdempotencyS
   throw idempotencyProblems.inProgress();
 }
 
-async function runOwned<T>(deps: CreateOnceDeps<T>, scope: IdempotencyScope, transactionId: string): Promise<CreateOnceOutcome<T>> {
-  let created: T | 'exists';
+async function runOwned<T, S>(deps: CreateOnceDeps<T, S>, scope: IdempotencyScope, transactionId: string): Promise<CreateOnceOutcome<T>> {
+  let created: Snapshotted<T, S> | 'exists';
   try {
     created = await deps.create(transactionId);
   } catch (error) {
@@ -187,22 +217,23 @@ async function runOwned<T>(deps: CreateOnceDeps<T>, scope: IdempotencyScope, tra
     await deps.ledger.release(scope, transactionId).catch(() => undefined);
     throw error;
   }
-  let value: T;
+  let outcome: Snapshotted<T, S>;
   let replayed = false;
   if (created === 'exists') {
-    // An earlier attempt under this key wrote it and died before completing the record.
+    // An earlier attempt under this key wrote it and died before completing the record. No response reached
+    // the client then, so the one returned now is the first response, and the one the record keeps.
     const existing = await deps.read(transactionId);
     if (existing === undefined) throw idempotencyProblems.inProgress();
-    value = existing;
+    outcome = existing;
     replayed = true;
   } else {
-    value = created;
+    outcome = created;
   }
   try {
-    await deps.ledger.complete(scope, transactionId);
+    await deps.ledger.complete(scope, transactionId, outcome.snapshot);
   } catch (error) {
     // The transaction exists; a retry after the lock expiry finds it by id. Do not fail the create.
     deps.warn?.('idempotency record not completed', { error: error instanceof Error ? error.name : typeof error });
   }
-  return { value, replayed };
+  return { value: outcome.value, replayed };
 }

@@ -3,7 +3,8 @@ import { Problem, problems } from '../core/problems.ts';
 import { parseCreate, toResource, type StoredTransaction } from '../core/transaction.ts';
 import { config } from '../adapters/config.ts';
 import { transactionService } from '../adapters/container.ts';
-import { idempotencyStore } from '../adapters/idempotency-store.ts';
+import { idempotencyStore, type ReplaySnapshot } from '../adapters/idempotency-store.ts';
+import type { SealedTransaction } from '../adapters/transaction-service.ts';
 import { logger } from '../adapters/logger.ts';
 import { VersionConflict } from '../adapters/transaction-repository.ts';
 import { httpHandler } from '../middleware/http.ts';
@@ -24,7 +25,7 @@ export const handler = httpHandler(
       created = await service.create(userId, input.value);
     } else {
       const c = config();
-      const outcome = await createOnce<StoredTransaction>(
+      const outcome = await createOnce<StoredTransaction, ReplaySnapshot>(
         {
           ledger: idempotencyStore(),
           nowMs: Date.now,
@@ -33,17 +34,19 @@ export const handler = httpHandler(
           inProgressSeconds: c.idempotencyInProgressSeconds,
           create: async (transactionId) => {
             try {
-              return await service.create(userId, input.value, transactionId);
+              return withSnapshot(await service.createSealed(userId, input.value, transactionId));
             } catch (error) {
               if (error instanceof VersionConflict) return 'exists';
               throw error;
             }
           },
           read: (transactionId) =>
-            service.get(userId, transactionId).catch((error: unknown) => {
+            service.getSealed(userId, transactionId).then(withSnapshot, (error: unknown) => {
               if (error instanceof Problem && error.status === 404) return undefined;
               throw error;
             }),
+          // The first 201 again, from the record: the v1 facts, the name decrypted as any read does (null once erased).
+          restore: (transactionId, snapshot) => service.openFacts({ ...snapshot, transaction_id: transactionId, user_id: userId }),
           warn: (message, detail) => logger.warn(message, detail),
         },
         { userId, keyDigest: keyDigest(key) },
@@ -66,3 +69,20 @@ export const handler = httpHandler(
   },
   { body: true },
 );
+
+/** The response and what the idempotency record keeps of it: the item's facts, the name only as ciphertext. */
+function withSnapshot({ transaction, item }: SealedTransaction): { value: StoredTransaction; snapshot: ReplaySnapshot } {
+  return {
+    value: transaction,
+    snapshot: {
+      full_name_ct: item.full_name_ct,
+      key_version: item.key_version,
+      amount_minor: item.amount_minor,
+      type: item.type,
+      date: item.date,
+      version: item.version,
+      created_at: item.created_at,
+      updated_at: item.updated_at,
+    },
+  };
+}

@@ -159,6 +159,10 @@ describe('Idempotency-Key on POST /users/{user_id}/transactions', () => {
     expect(await itemsOf('idem-g', 'TX#')).toHaveLength(1);
     const [record] = await itemsOf('idem-g', 'IDEM#');
     expect(record?.status).toBe('completed');
+    // What this retry answered is now the stored first response: a later PATCH does not change the replay.
+    expect(record?.response).toMatchObject({ version: 1, amount_minor: 12_550 });
+    await stack.request('PATCH', retry.headers.get('location')!, { body: { transaction_amount: '1.00' } });
+    expect((await post('idem-g', 'order-crash-2')).body).toEqual(retry.body);
   });
 
   it('a request that fails validation stores no record, and the key stays usable', async () => {
@@ -187,12 +191,70 @@ describe('Idempotency-Key on POST /users/{user_id}/transactions', () => {
     expect((await post('idem-j', `${'k'.repeat(250)}!~#$%`)).status).toBe(201);
   });
 
-  it('a replay whose transaction was deleted since is a 404 and creates nothing', async () => {
+  /** The first 201 again: status, header, body, Location and ETag. */
+  const expectReplayOf = (again: Awaited<ReturnType<typeof post>>, first: Awaited<ReturnType<typeof post>>) => {
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body).toEqual(first.body);
+    expect(again.headers.get('location')).toBe(first.headers.get('location'));
+    expect(again.headers.get('etag')).toBe('"1"');
+  };
+
+  it('a replay after a PATCH is the first response (version 1, the first amount and name), not the current version', async () => {
+    const first = await post('idem-p', 'order-patch');
+    expect(first.body).toMatchObject({ version: 1, full_name: NAME, transaction_amount: '125.50' });
+    const patched = await stack.request('PATCH', first.headers.get('location')!, { body: { transaction_amount: '9.99', full_name: 'Someone Else-Entirely' } });
+    expect(patched.status).toBe(200);
+    expect(patched.body).toMatchObject({ version: 2, transaction_amount: '9.99' });
+    const again = await post('idem-p', 'order-patch');
+    expectReplayOf(again, first);
+    expect(again.body).toMatchObject({ version: 1, full_name: NAME, transaction_amount: '125.50' });
+    // The transaction itself is untouched by the replay: still version 2, and still only one.
+    expect((await stack.request('GET', first.headers.get('location')!)).body).toMatchObject({ version: 2, transaction_amount: '9.99' });
+    expect(await itemsOf('idem-p', 'TX#')).toHaveLength(1);
+  });
+
+  it('a replay after a DELETE is still the first 201, and creates nothing', async () => {
     const first = await post('idem-k', 'order-del');
     expect((await stack.request('DELETE', first.headers.get('location')!)).status).toBe(204);
     const again = await post('idem-k', 'order-del');
-    expect(again.status).toBe(404);
+    expectReplayOf(again, first);
+    expect(again.body).toMatchObject({ full_name: NAME, transaction_amount: '125.50', version: 1 });
     expect(await itemsOf('idem-k', 'TX#')).toHaveLength(0);
+    expect((await stack.request('GET', first.headers.get('location')!)).status).toBe(404);
+  });
+
+  it('a replay after the user\'s personal data was erased reads full_name null, erased — still the 201 replay', async () => {
+    const first = await post('idem-x', 'order-erase');
+    expect(first.body.full_name).toBe(NAME);
+    expect((await stack.request('DELETE', '/users/idem-x/personal-data')).status).toBe(204);
+    const again = await post('idem-x', 'order-erase');
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.headers.get('location')).toBe(first.headers.get('location'));
+    expect(again.headers.get('etag')).toBe('"1"');
+    const { full_name: _name, ...rest } = first.body;
+    expect(again.body).toEqual({ ...rest, full_name: null, full_name_erased: true });
+    // A later write starts a new data key; the replay's v1 ciphertext still does not open.
+    expect((await post('idem-x', undefined, { ...body, full_name: 'Fresh Start-Name' })).status).toBe(201);
+    expect((await post('idem-x', 'order-erase')).body).toMatchObject({ full_name: null, full_name_erased: true, version: 1 });
+    expect(await itemsOf('idem-x', 'TX#')).toHaveLength(2);
+  });
+
+  it('a record completed by the code before the deploy (no stored response) replays by re-reading the transaction', async () => {
+    const first = await post('idem-old', 'order-old');
+    const keyOf = { PK: userPk('idem-old'), SK: idempotencySk(keyDigest('order-old')) };
+    await stack.doc.send(new UpdateCommand({ TableName: stack.info.tableName, Key: keyOf, UpdateExpression: 'REMOVE #r', ExpressionAttributeNames: { '#r': 'response' } }));
+    expect((await stack.request('PATCH', first.headers.get('location')!, { body: { transaction_amount: '7.00' } })).status).toBe(200);
+    const again = await post('idem-old', 'order-old');
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body).toMatchObject({ transaction_id: first.body.transaction_id, full_name: NAME, transaction_amount: '7.00', version: 2 });
+    expect(again.headers.get('etag')).toBe('"2"');
+    // …and if that transaction is gone, the old answer: 404, nothing created.
+    expect((await stack.request('DELETE', first.headers.get('location')!)).status).toBe(204);
+    expect((await post('idem-old', 'order-old')).status).toBe(404);
+    expect(await itemsOf('idem-old', 'TX#')).toHaveLength(0);
   });
 
   it('without a key, every POST creates a transaction (no record)', async () => {
@@ -202,19 +264,29 @@ describe('Idempotency-Key on POST /users/{user_id}/transactions', () => {
     expect(await itemsOf('idem-l', 'IDEM#')).toHaveLength(0);
   });
 
-  it('stored records hold no plaintext name and no key: only ids, status, an HMAC fingerprint and times', async () => {
-    const records = (await stack.scan()).filter((i) => String(i.SK).startsWith('IDEM#'));
+  it('stored records hold no plaintext name and no key: ids, status, an HMAC fingerprint, times, and the first response with the name sealed', async () => {
+    const items = await stack.scan();
+    const records = items.filter((i) => String(i.SK).startsWith('IDEM#'));
     expect(records.length).toBeGreaterThan(5);
+    const completed = records.filter((r) => r.status === 'completed' && r.response !== undefined);
+    expect(completed.length).toBeGreaterThan(5);
     for (const record of records) {
       const text = JSON.stringify(record);
-      expect(text).not.toContain('Adwoa');
-      expect(text).not.toContain('Owusu');
+      for (const name of [NAME, 'Adwoa', 'Owusu', 'Someone Else', 'Fresh Start']) expect(text).not.toContain(name);
       expect(text).not.toContain('order-');
       expect(Object.keys(record).sort()).toEqual(
         expect.arrayContaining(['PK', 'SK', 'entity', 'status', 'fingerprint', 'transaction_id', 'locked_until', 'expires_at', 'created_at']),
       );
-      expect(Object.keys(record).every((k) => ['PK', 'SK', 'entity', 'status', 'fingerprint', 'transaction_id', 'locked_until', 'expires_at', 'created_at', 'completed_at'].includes(k))).toBe(true);
+      expect(Object.keys(record).every((k) => ['PK', 'SK', 'entity', 'status', 'fingerprint', 'transaction_id', 'locked_until', 'expires_at', 'created_at', 'completed_at', 'response'].includes(k))).toBe(true);
       expect(record.SK).toMatch(/^IDEM#[0-9a-f]{64}$/);
+    }
+    for (const record of completed) {
+      // Exactly the first response's facts, the name only as a v1 ciphertext (the transaction's own, when it still exists).
+      const response = record.response as Record<string, unknown>;
+      expect(Object.keys(response).sort()).toEqual(['amount_minor', 'created_at', 'date', 'full_name_ct', 'key_version', 'type', 'updated_at', 'version']);
+      expect(response.full_name_ct).toMatch(/^v1\.\d+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+      const tx = items.find((i) => i.PK === record.PK && i.SK === `TX#${String(record.transaction_id)}`);
+      if (tx !== undefined && tx.version === 1) expect(response.full_name_ct).toBe(tx.full_name_ct);
     }
   });
 });

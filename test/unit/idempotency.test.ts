@@ -11,10 +11,11 @@ import {
   type IdempotencyScope,
 } from '../../lambdas/core/idempotency.ts';
 import { Problem } from '../../lambdas/core/problems.ts';
+import { toRecord, toSnapshot, type IdempotencyItem, type ReplaySnapshot } from '../../lambdas/adapters/idempotency-store.ts';
 import { parseCreate, type NewTransaction } from '../../lambdas/core/transaction.ts';
 
 const NOW = Date.UTC(2026, 11, 3, 18, 0, 0);
-const record = (over: Partial<IdempotencyRecord> = {}): IdempotencyRecord => ({
+const record = (over: Partial<IdempotencyRecord<string>> = {}): IdempotencyRecord<string> => ({
   status: 'in_progress',
   fingerprint: 'fp',
   transactionId: 'TX1',
@@ -95,7 +96,11 @@ describe('decide (an existing record under the key)', () => {
     expect(decide(record({ fingerprint: 'other', status: 'completed' }), 'fp', NOW)).toEqual({ action: 'reject-mismatch' });
   });
 
-  it('replays a completed record by its transaction id', () => {
+  it('replays a completed record from its snapshot of the first response', () => {
+    expect(decide(record({ status: 'completed', snapshot: 'first' }), 'fp', NOW)).toEqual({ action: 'replay', transactionId: 'TX1', snapshot: 'first' });
+  });
+
+  it('replays a completed record without a snapshot (written before snapshots) by its transaction id alone', () => {
     expect(decide(record({ status: 'completed' }), 'fp', NOW)).toEqual({ action: 'replay', transactionId: 'TX1' });
   });
 
@@ -106,11 +111,11 @@ describe('decide (an existing record under the key)', () => {
 });
 
 /** The DynamoDB ledger's conditional semantics, in memory (each operation is atomic). */
-class MemoryLedger implements IdempotencyLedger {
-  readonly records = new Map<string, IdempotencyRecord>();
+class MemoryLedger implements IdempotencyLedger<string> {
+  readonly records = new Map<string, IdempotencyRecord<string>>();
   failComplete = false;
   private id = (s: IdempotencyScope) => `${s.userId}/${s.keyDigest}`;
-  async putIfAbsent(scope: IdempotencyScope, rec: IdempotencyRecord, nowMs: number) {
+  async putIfAbsent(scope: IdempotencyScope, rec: IdempotencyRecord<string>, nowMs: number) {
     const existing = this.records.get(this.id(scope));
     if (existing && existing.expiresAtSeconds * 1000 > nowMs) return { stored: false as const, existing: { ...existing } };
     this.records.set(this.id(scope), { ...rec });
@@ -122,10 +127,13 @@ class MemoryLedger implements IdempotencyLedger {
     r.lockedUntilMs = next;
     return true;
   }
-  async complete(scope: IdempotencyScope, transactionId: string) {
+  async complete(scope: IdempotencyScope, transactionId: string, snapshot: string) {
     if (this.failComplete) throw new Error('dynamodb down');
     const r = this.records.get(this.id(scope));
-    if (r && r.transactionId === transactionId) r.status = 'completed';
+    if (r && r.status === 'in_progress' && r.transactionId === transactionId) {
+      r.status = 'completed';
+      r.snapshot = snapshot;
+    }
   }
   async release(scope: IdempotencyScope, transactionId: string) {
     const r = this.records.get(this.id(scope));
@@ -133,13 +141,18 @@ class MemoryLedger implements IdempotencyLedger {
   }
 }
 
+/**
+ * The table holds each transaction's CURRENT state (a test may change or delete it); the snapshot a record keeps
+ * is the state the response was built from, and `restore` rebuilds the response from it alone.
+ */
 function world() {
   const ledger = new MemoryLedger();
   const table = new Map<string, string>();
+  const restored: string[] = [];
   let clock = NOW;
   let ids = 0;
   let failNextCreate: 'before-write' | 'after-write' | undefined;
-  const deps: CreateOnceDeps<string> = {
+  const deps: CreateOnceDeps<string, string> = {
     ledger,
     nowMs: () => clock,
     newId: () => `TX${++ids}`,
@@ -157,13 +170,21 @@ function world() {
         failNextCreate = undefined;
         throw new Error('timed out after the write committed');
       }
-      return `tx:${id}`;
+      return { value: `tx:${id}`, snapshot: `tx:${id}` };
     },
-    read: async (id) => table.get(id),
+    read: async (id) => {
+      const current = table.get(id);
+      return current === undefined ? undefined : { value: current, snapshot: current };
+    },
+    restore: async (id, snapshot) => {
+      restored.push(id);
+      return snapshot;
+    },
   };
   return {
     ledger,
     table,
+    restored,
     deps,
     advance: (ms: number) => (clock += ms),
     failNext: (how: 'before-write' | 'after-write') => (failNextCreate = how),
@@ -260,17 +281,108 @@ describe('createOnce (the flow over the ledger)', () => {
     expect(await createOnce(w.deps, scope, 'other-body-is-fine-now')).toEqual({ value: 'tx:TX2', replayed: false });
   });
 
-  it('a replay whose transaction was deleted since is a 404 and creates nothing', async () => {
+  it('the completed record keeps the snapshot of the first response', async () => {
+    const w = world();
+    await createOnce(w.deps, scope, 'fp');
+    expect(w.ledger.records.get('u1/k1')).toMatchObject({ status: 'completed', transactionId: 'TX1', snapshot: 'tx:TX1' });
+  });
+
+  it('a replay after the transaction changed is still the first response, rebuilt from the record, not re-read', async () => {
+    const w = world();
+    await createOnce(w.deps, scope, 'fp');
+    w.table.set('TX1', 'tx:TX1:v2');
+    expect(await createOnce(w.deps, scope, 'fp')).toEqual({ value: 'tx:TX1', replayed: true });
+    expect(w.restored).toEqual(['TX1']);
+  });
+
+  it('a replay after the transaction was deleted is still the first response, and creates nothing', async () => {
     const w = world();
     await createOnce(w.deps, scope, 'fp');
     w.table.clear();
+    expect(await createOnce(w.deps, scope, 'fp')).toEqual({ value: 'tx:TX1', replayed: true });
+    expect(w.table.size).toBe(0);
+  });
+
+  it('a record completed without a snapshot (before the deploy) replays by re-reading the transaction', async () => {
+    const w = world();
+    await w.ledger.putIfAbsent(scope, { status: 'completed', fingerprint: 'fp', transactionId: 'TX-OLD', lockedUntilMs: NOW - 1, expiresAtSeconds: NOW / 1000 + 86_400 }, NOW);
+    w.table.set('TX-OLD', 'tx:TX-OLD:v2');
+    expect(await createOnce(w.deps, scope, 'fp')).toEqual({ value: 'tx:TX-OLD:v2', replayed: true });
+    expect(w.restored).toEqual([]);
+    expect(w.table.size).toBe(1);
+  });
+
+  it('a record completed without a snapshot whose transaction was deleted since is a 404, and creates nothing', async () => {
+    const w = world();
+    await w.ledger.putIfAbsent(scope, { status: 'completed', fingerprint: 'fp', transactionId: 'TX-OLD', lockedUntilMs: NOW - 1, expiresAtSeconds: NOW / 1000 + 86_400 }, NOW);
     expect(await status(createOnce(w.deps, scope, 'fp'))).toBe(404);
     expect(w.table.size).toBe(0);
+  });
+
+  it('after a crash between the write and the completion, the retry stores what it returned as the first response', async () => {
+    const w = world();
+    await w.ledger.putIfAbsent(scope, { status: 'in_progress', fingerprint: 'fp', transactionId: 'TX-PRE', lockedUntilMs: NOW - 1, expiresAtSeconds: NOW / 1000 + 86_400 }, NOW);
+    w.table.set('TX-PRE', 'tx:TX-PRE');
+    expect(await createOnce(w.deps, scope, 'fp')).toEqual({ value: 'tx:TX-PRE', replayed: true });
+    expect(w.ledger.records.get('u1/k1')?.snapshot).toBe('tx:TX-PRE');
+    w.table.set('TX-PRE', 'tx:TX-PRE:v2');
+    expect(await createOnce(w.deps, scope, 'fp')).toEqual({ value: 'tx:TX-PRE', replayed: true });
+  });
+
+  it('a late completion by a stalled attempt does not replace the snapshot of the first completion', async () => {
+    const w = world();
+    await createOnce(w.deps, scope, 'fp');
+    await w.ledger.complete(scope, 'TX1', 'tx:TX1:late');
+    expect(w.ledger.records.get('u1/k1')?.snapshot).toBe('tx:TX1');
   });
 
   it('keys are scoped per user', async () => {
     const w = world();
     await createOnce(w.deps, scope, 'fp');
     expect(await createOnce(w.deps, { ...scope, userId: 'u2' }, 'other')).toEqual({ value: 'tx:TX2', replayed: false });
+  });
+});
+
+describe('the stored record (idempotency-store)', () => {
+  const snapshot: ReplaySnapshot = {
+    full_name_ct: 'v1.1.aXY.Y3Q',
+    key_version: 1,
+    amount_minor: 12_550,
+    type: 'credit',
+    date: '2026-12-01T08:30:00.000Z',
+    version: 1,
+    created_at: '2026-12-03T18:00:00.000Z',
+    updated_at: '2026-12-03T18:00:00.000Z',
+  };
+  const item = (over: Partial<IdempotencyItem> = {}): IdempotencyItem => ({
+    PK: 'USER#u1',
+    SK: `IDEM#${'0'.repeat(64)}`,
+    entity: 'idempotency',
+    status: 'completed',
+    fingerprint: 'fp',
+    transaction_id: 'TX1',
+    locked_until: NOW,
+    expires_at: NOW / 1000 + 86_400,
+    created_at: '2026-12-03T18:00:00.000Z',
+    response: snapshot,
+    ...over,
+  });
+
+  it('reads the snapshot of a completed record', () => {
+    expect(toRecord(item()).snapshot).toEqual(snapshot);
+  });
+
+  it('reads a record without one (written before snapshots) as having none, so the replay re-reads', () => {
+    const { response: _omitted, ...old } = item();
+    expect(toRecord(old as IdempotencyItem)).not.toHaveProperty('snapshot');
+  });
+
+  it('ignores a snapshot that is not whole, rather than replaying a broken response', () => {
+    expect(toSnapshot({ ...snapshot, full_name_ct: undefined })).toBeUndefined();
+    expect(toSnapshot({ ...snapshot, version: 'one' })).toBeUndefined();
+    expect(toSnapshot({ ...snapshot, type: 'refund' })).toBeUndefined();
+    expect(toSnapshot('a string')).toBeUndefined();
+    expect(toSnapshot(null)).toBeUndefined();
+    expect(toRecord(item({ status: 'in_progress' }))).not.toHaveProperty('snapshot');
   });
 });
