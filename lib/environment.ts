@@ -1,4 +1,4 @@
-import type { RouteAccess } from './routes.ts';
+import { usesTable, type RouteAccess } from './routes.ts';
 
 /**
  * The functions' environment, built in this one place from the variable names that
@@ -46,7 +46,7 @@ export function functionEnvironment(needs: EnvironmentNeeds, r: EnvironmentResou
     POWERTOOLS_LOG_LEVEL: 'INFO',
     TALLY_STAGE: r.stage,
   };
-  if (needs.table !== 'none') {
+  if (usesTable(needs)) {
     env.TABLE_NAME = r.tableName;
     env.IDEMPOTENCY_TTL_SECONDS = TUNING.IDEMPOTENCY_TTL_SECONDS;
     env.IDEMPOTENCY_IN_PROGRESS_SECONDS = TUNING.IDEMPOTENCY_IN_PROGRESS_SECONDS;

@@ -1,5 +1,5 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type { RouteAccess } from './routes.ts';
+import { TABLE_ACTIONS, usesTable, writesTable, type RouteAccess } from './routes.ts';
 
 /** What a function's access can reach. */
 export interface AccessTargets {
@@ -10,15 +10,28 @@ export interface AccessTargets {
   region: string;
 }
 
-export const TABLE_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
-/** TransactWriteItems has no IAM action of its own: each item in it is authorised as the action it performs. */
-export const TABLE_WRITE_ACTIONS = [
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:DeleteItem',
-  'dynamodb:ConditionCheckItem',
-];
+/** The only action granted on the history index. */
 export const INDEX_READ_ACTIONS = ['dynamodb:Query'];
+
+/** The IAM actions on the base table for a declared access: its `table` list, as `dynamodb:<Action>`. */
+export function tableActionsFor(access: Pick<RouteAccess, 'table'>): string[] {
+  const seen = new Set<string>();
+  for (const action of access.table) {
+    // The type already says so; this guards JavaScript callers and casts.
+    if (!(TABLE_ACTIONS as readonly string[]).includes(action)) throw new Error(`unknown DynamoDB action ${String(action)}`);
+    if (seen.has(action)) throw new Error(`DynamoDB action ${action} is declared twice`);
+    seen.add(action);
+  }
+  return [...seen].map((action) => `dynamodb:${action}`);
+}
+
+/** The table key actions DynamoDB needs on the caller's behalf: reads Decrypt, writes also Encrypt/GenerateDataKey. */
+export function tableKeyActionsFor(access: Pick<RouteAccess, 'table' | 'historyIndex'>): string[] {
+  if (!usesTable(access)) return [];
+  return writesTable(access)
+    ? ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey']
+    : ['kms:Decrypt', 'kms:DescribeKey'];
+}
 
 /**
  * The encryption context of every data-key call must be exactly `{user_id}`: present (Null = false) and no
@@ -30,37 +43,33 @@ export const USER_ID_CONTEXT_CONDITIONS = {
 };
 
 /**
- * DynamoDB's use of the table's customer-managed key on the caller's behalf: reads need Decrypt, writes also
- * Encrypt/GenerateDataKey. Only through DynamoDB in this region (kms:ViaService).
+ * The IAM statements for one function's declared access (lib/routes.ts `access`), and nothing more:
+ * - its `table` actions on the table ARN (none on an index, so a Query there is denied);
+ * - `dynamodb:Query` on the history index only when it declares `historyIndex`;
+ * - the table's customer-managed key for DynamoDB's use on its behalf, only through DynamoDB in this region
+ *   (kms:ViaService): Decrypt/DescribeKey, plus Encrypt/GenerateDataKey when it writes (Put/Update/Delete);
+ * - the data-key key under the `{user_id}` encryption context: Decrypt, plus GenerateDataKey for `generate`.
  */
-function tableKeyStatement(targets: AccessTargets, write: boolean): iam.PolicyStatement {
-  return new iam.PolicyStatement({
-    sid: 'TableKeyViaDynamoDb',
-    actions: write
-      ? ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey']
-      : ['kms:Decrypt', 'kms:DescribeKey'],
-    resources: [targets.tableKeyArn],
-    conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${targets.region}.amazonaws.com` } },
-  });
-}
-
-/** The IAM statements for one route's declared access (lib/routes.ts `access`), and nothing more. */
 export function statementsForAccess(access: RouteAccess, targets: AccessTargets): iam.PolicyStatement[] {
   const statements: iam.PolicyStatement[] = [];
-  if (access.table !== 'none') {
-    const write = access.table === 'write';
+  const tableActions = tableActionsFor(access);
+  if (tableActions.length > 0) {
+    statements.push(new iam.PolicyStatement({ sid: 'TableItems', actions: tableActions, resources: [targets.tableArn] }));
+  }
+  if (access.historyIndex) {
+    statements.push(
+      new iam.PolicyStatement({ sid: 'HistoryIndexQuery', actions: INDEX_READ_ACTIONS, resources: [targets.historyIndexArn] }),
+    );
+  }
+  const tableKeyActions = tableKeyActionsFor(access);
+  if (tableKeyActions.length > 0) {
     statements.push(
       new iam.PolicyStatement({
-        sid: write ? 'TableReadWrite' : 'TableRead',
-        actions: write ? [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS] : TABLE_READ_ACTIONS,
-        resources: [targets.tableArn],
+        sid: 'TableKeyViaDynamoDb',
+        actions: tableKeyActions,
+        resources: [targets.tableKeyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${targets.region}.amazonaws.com` } },
       }),
-      new iam.PolicyStatement({
-        sid: 'HistoryIndexRead',
-        actions: INDEX_READ_ACTIONS,
-        resources: [targets.historyIndexArn],
-      }),
-      tableKeyStatement(targets, write),
     );
   }
   if (access.dataKeys !== 'none') {
@@ -74,19 +83,4 @@ export function statementsForAccess(access: RouteAccess, targets: AccessTargets)
     );
   }
   return statements;
-}
-
-/**
- * The aggregator: applies deltas and the applied marker in one TransactWriteItems (Put the marker, Update
- * AGG and DAY, ConditionCheck), and Queries the DAY# items. Stream reading is granted by the event source.
- */
-export function aggregatorTableStatements(targets: AccessTargets): iam.PolicyStatement[] {
-  return [
-    new iam.PolicyStatement({
-      sid: 'AggregatesTransactWrite',
-      actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem', 'dynamodb:Query'],
-      resources: [targets.tableArn],
-    }),
-    tableKeyStatement(targets, true),
-  ];
 }

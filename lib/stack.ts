@@ -12,8 +12,8 @@ import { functionEnvironment, type EnvironmentResources } from './environment.ts
 import { DomainEvents } from './events.ts';
 import { LambdaFactory, SIZING } from './functions.ts';
 import { tallyKey } from './keys.ts';
-import { aggregatorTableStatements, statementsForAccess, type AccessTargets } from './permissions.ts';
-import { fallbackHandler, routes, streamHandler, type RouteDefinition } from './routes.ts';
+import { statementsForAccess, type AccessTargets } from './permissions.ts';
+import { fallbackHandler, routes, streamHandler, usesTable, type RouteDefinition } from './routes.ts';
 import type { TallySettings } from './settings.ts';
 import { StreamProcessing } from './stream.ts';
 
@@ -74,9 +74,9 @@ export class TallyStack extends Stack {
         functionName: route.functionName,
         entry: route.entry,
         description: `Tally ${route.method} ${route.path}: ${route.summary}`,
-        sizing: route.access.table === 'none' ? SIZING.light : SIZING.http,
+        sizing: usesTable(route.access) ? SIZING.http : SIZING.light,
         environment: functionEnvironment(
-          { ...route.access, publishesEvents: false, cursors: route.access.table !== 'none' },
+          { ...route.access, publishesEvents: false, cursors: usesTable(route.access) },
           resources,
         ),
         ...(route.access.cache ? { vpc: vpcPlacement } : {}),
@@ -117,13 +117,10 @@ export class TallyStack extends Stack {
       entry: streamHandler.entry,
       description: 'Tally stream aggregator: per-user running sums and per-day counts',
       sizing: SIZING.stream,
-      environment: functionEnvironment(
-        { table: 'write', dataKeys: 'none', cache: true, publishesEvents: true, cursors: false },
-        resources,
-      ),
+      environment: functionEnvironment({ ...streamHandler.access, publishesEvents: true, cursors: false }, resources),
       vpc: vpcPlacement,
     });
-    for (const statement of aggregatorTableStatements(targets)) aggregator.addToRolePolicy(statement);
+    for (const statement of statementsForAccess(streamHandler.access, targets)) aggregator.addToRolePolicy(statement);
     aggregator.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'PublishDomainEvents',
