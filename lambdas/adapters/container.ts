@@ -3,6 +3,8 @@ import { cache } from './cache.ts';
 import { AggregateStore } from './aggregate-store.ts';
 import { AnalyticsService } from './analytics-service.ts';
 import { dataKeyStore, dynamoClient, dynamoDocumentClient, nameCipher } from './clients.ts';
+import { idempotencyStore } from './idempotency-store.ts';
+import { IdempotentCreate } from './idempotent-create.ts';
 import { PersonalDataService } from './personal-data-service.ts';
 import { TransactionRepository } from './transaction-repository.ts';
 import { TransactionService } from './transaction-service.ts';
@@ -31,6 +33,20 @@ export function personalDataService(): PersonalDataService {
   return personalData;
 }
 
+let creates: IdempotentCreate | undefined;
+
+export function idempotentCreate(): IdempotentCreate {
+  const c = config();
+  creates ??= new IdempotentCreate({
+    transactions: transactionService(),
+    ledger: idempotencyStore(),
+    fingerprintSecret: c.cursorSecret,
+    ttlSeconds: c.idempotencyTtlSeconds,
+    inProgressSeconds: c.idempotencyInProgressSeconds,
+  });
+  return creates;
+}
+
 let analytics: AnalyticsService | undefined;
 
 export function analyticsService(): AnalyticsService {
@@ -47,4 +63,5 @@ export function resetContainer(): void {
   transactions = undefined;
   personalData = undefined;
   analytics = undefined;
+  creates = undefined;
 }
