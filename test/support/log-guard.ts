@@ -29,16 +29,19 @@ export function rememberRequestSecrets(body: unknown, headers: Record<string, st
   if (token && token.length > 20) rememberSecret(token);
 }
 
+/** Powertools writes INFO/DEBUG to stdout and WARN/ERROR to stderr: both are captured. */
 export function installLogCapture(): void {
-  const original = process.stdout.write.bind(process.stdout) as (chunk: unknown, ...rest: unknown[]) => boolean;
-  process.stdout.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
-    if (text.startsWith('{"level"')) {
-      captured.push(text);
-      return true;
-    }
-    return original(chunk, ...rest);
-  }) as typeof process.stdout.write;
+  for (const stream of [process.stdout, process.stderr]) {
+    const original = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
+      const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
+      if (text.startsWith('{"level"')) {
+        captured.push(text);
+        return true;
+      }
+      return original(chunk, ...rest);
+    }) as typeof stream.write;
+  }
 }
 
 /** Log lines that contain a remembered name or token (empty when the file logged nothing it should not). */
