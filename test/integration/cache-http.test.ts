@@ -153,6 +153,23 @@ describe('analytics cache', () => {
   });
 });
 
+describe('conditional analytics', () => {
+  it('answers 304 to the current ETag and 200 once the aggregator changed the figures', async () => {
+    const user = 'etag-analytics';
+    await stack.request('POST', `/users/${user}/transactions`, { body: body() });
+    await stack.drained();
+    const first = await stack.request('GET', `/users/${user}/analytics`);
+    const etag = first.headers.get('etag')!;
+    expect(etag).toMatch(/^W\/"/);
+    expect((await stack.request('GET', `/users/${user}/analytics`, { headers: { 'if-none-match': etag } })).status).toBe(304);
+    await stack.request('POST', `/users/${user}/transactions`, { body: body() });
+    await stack.drained();
+    const changed = await stack.request('GET', `/users/${user}/analytics`, { headers: { 'if-none-match': etag } });
+    expect(changed.status).toBe(200);
+    expect(changed.body.transaction_count).toBe(2);
+  });
+});
+
 describe('what Redis holds', () => {
   it('holds no plaintext name in any value', async () => {
     const names = ['Ifeoma Chukwu', 'Þórunn Guðmundsdóttir', '李小龍'];
