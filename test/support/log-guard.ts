@@ -5,6 +5,7 @@
  * any of them.
  */
 const secrets = new Set<string>();
+const names = new Set<string>();
 const captured: string[] = [];
 
 export function rememberSecret(value: string | undefined): void {
@@ -18,7 +19,10 @@ export function rememberRequestSecrets(body: unknown, headers: Record<string, st
     if (Array.isArray(value)) value.forEach(visit);
     else if (value && typeof value === 'object') {
       for (const [key, inner] of Object.entries(value)) {
-        if (key === 'full_name' && typeof inner === 'string') rememberSecret(inner);
+        if (key === 'full_name' && typeof inner === 'string') {
+          rememberSecret(inner);
+          if (inner.trim().length >= 4) names.add(inner.trim());
+        }
         else visit(inner);
       }
     }
@@ -56,3 +60,10 @@ export function leaks(): Array<{ secret: string; line: string }> {
 }
 
 export const capturedLineCount = (): number => captured.length;
+
+/** Every name sent so far whose plaintext (or base64 of it) appears in `text`. */
+export function namesIn(text: string): string[] {
+  return [...names].filter(
+    (name) => text.includes(name) || text.includes(Buffer.from(name).toString('base64')) || text.includes(JSON.stringify(name).slice(1, -1)),
+  );
+}

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient, DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { rememberRequestSecrets } from './log-guard.ts';
+import { namesIn, rememberRequestSecrets } from './log-guard.ts';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../local/stack.ts';
 import type { MintOptions } from '../../local/auth.ts';
 
@@ -59,6 +59,16 @@ export async function startTestStack(options: Partial<LocalStackOptions> = {}): 
   const client = new DynamoDBClient({ region: stack.info.region, endpoint: stack.info.dynamodbEndpoint });
   const doc = DynamoDBDocumentClient.from(client);
   const url = stack.info.apiUrl;
+  const scanTable = async (): Promise<Record<string, unknown>[]> => {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await doc.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: start, ConsistentRead: true }));
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return items;
+  };
   const token = async (mint: MintOptions): Promise<string> => {
     if (!stack.issuer) throw new Error('startTestStack({ auth: true }) is needed for tokens');
     return stack.issuer.mint(mint);
@@ -67,16 +77,7 @@ export async function startTestStack(options: Partial<LocalStackOptions> = {}): 
     ...stack,
     url,
     doc,
-    async scan() {
-      const items: Record<string, unknown>[] = [];
-      let start: Record<string, unknown> | undefined;
-      do {
-        const page = await doc.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: start, ConsistentRead: true }));
-        items.push(...(page.Items ?? []));
-        start = page.LastEvaluatedKey;
-      } while (start);
-      return items;
-    },
+    scan: scanTable,
     async request(method, path, init = {}) {
       const headers: Record<string, string> = { ...init.headers };
       let body: string | undefined = init.raw;
@@ -101,9 +102,15 @@ export async function startTestStack(options: Partial<LocalStackOptions> = {}): 
     },
     async stop() {
       await stack.stop();
-      await client.send(new DeleteTableCommand({ TableName: tableName })).catch(() => undefined);
-      client.destroy();
-      rmSync(dataDir, { recursive: true, force: true });
+      try {
+        // Whatever the file did, no name it ever sent may be in the table in plaintext (nor in base64).
+        const leaked = namesIn(JSON.stringify(await scanTable()));
+        if (leaked.length > 0) throw new Error(`plaintext names found in the table: ${leaked.map((n) => `${n.slice(0, 3)}…`).join(', ')}`);
+      } finally {
+        await client.send(new DeleteTableCommand({ TableName: tableName })).catch(() => undefined);
+        client.destroy();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     },
   };
 }
