@@ -56,9 +56,17 @@ function toLambdaImage(image: Record<string, StreamsAttributeValue> | undefined)
   return Object.fromEntries(Object.entries(image).map(([k, v]) => [k, toLambdaValue(v)]));
 }
 
-export function toLambdaRecord(record: StreamsRecord, streamArn: string, region: string): DynamoDBRecord {
+/**
+ * One stream record as Lambda's event source mapping delivers it. DynamoDB Local rounds
+ * `ApproximateCreationDateTime` down to the minute (AWS: to the second), so it is raised to the second at which
+ * the record was read, `fetchedAtMs` — never before the write, and stable across redeliveries of this object.
+ */
+export function toLambdaRecord(record: StreamsRecord, streamArn: string, region: string, fetchedAtMs: number = Date.now()): DynamoDBRecord {
   const d = record.dynamodb ?? {};
-  const created = d.ApproximateCreationDateTime;
+  const created =
+    d.ApproximateCreationDateTime === undefined
+      ? undefined
+      : Math.max(Math.floor(new Date(d.ApproximateCreationDateTime).getTime() / 1000), Math.floor(fetchedAtMs / 1000));
   const out: DynamoDBRecord = {
     eventID: record.eventID,
     eventName: record.eventName,
@@ -67,7 +75,7 @@ export function toLambdaRecord(record: StreamsRecord, streamArn: string, region:
     awsRegion: record.awsRegion ?? region,
     eventSourceARN: streamArn,
     dynamodb: {
-      ...(created ? { ApproximateCreationDateTime: Math.floor(new Date(created).getTime() / 1000) } : {}),
+      ...(created !== undefined ? { ApproximateCreationDateTime: created } : {}),
       Keys: toLambdaImage(d.Keys),
       ...(d.NewImage ? { NewImage: toLambdaImage(d.NewImage) } : {}),
       ...(d.OldImage ? { OldImage: toLambdaImage(d.OldImage) } : {}),

@@ -153,6 +153,24 @@ describe('analytics cache', () => {
   });
 });
 
+describe('as_of', () => {
+  it('moves to the deletion when a transaction is deleted', async () => {
+    const user = 'as-of-delete';
+    const created = await stack.request('POST', `/users/${user}/transactions`, { body: body() });
+    await stack.request('POST', `/users/${user}/transactions`, { body: body({ transaction_amount: '5.00' }) });
+    await stack.drained();
+    const before = (await stack.request('GET', `/users/${user}/analytics`)).body;
+    await new Promise((r) => setTimeout(r, 1_100)); // the stream dates records to the second
+    const deletedAt = new Date().toISOString();
+    await stack.request('DELETE', `/users/${user}/transactions/${created.body.transaction_id}`);
+    await stack.drained();
+    const after = (await stack.request('GET', `/users/${user}/analytics`)).body;
+    expect(after.transaction_count).toBe(1);
+    expect(after.as_of > before.as_of).toBe(true);
+    expect(after.as_of >= `${deletedAt.slice(0, 19)}.000Z`).toBe(true);
+  });
+});
+
 describe('conditional analytics', () => {
   it('answers 304 to the current ETag and 200 once the aggregator changed the figures', async () => {
     const user = 'etag-analytics';
