@@ -10,7 +10,7 @@ import {
   type DynamoDBClient,
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
-import type { Delta } from '../core/aggregate-delta.ts';
+import { coalesceChanges, transactionChunks, type CoalescedChange, type Delta, type RecordChange } from '../core/aggregate-delta.ts';
 import {
   busiestOf,
   decideBusiest,
@@ -35,14 +35,17 @@ import { AGGREGATE_SK, DAY_SK_PREFIX, TABLE_KEYS, appliedSk, daySk, userPk } fro
 
 export type ApplyOutcome = 'applied' | 'duplicate';
 
-export interface ApplyInput {
-  /** The stream record's eventID: the applied marker's key. */
-  eventId: string;
+export interface ApplyInput extends RecordChange {
   userId: string;
-  delta: Delta;
-  /** UTC ISO instant of the change; folded into `as_of` as a max. */
-  changedAt: string;
 }
+
+/**
+ * DynamoDB's limit on the items of one `TransactWriteItems`. Its other limit, 4 MB per transaction, is far
+ * away: every item here is a key (a user id is at most 64 characters) and a few numbers, well under 1 KB.
+ */
+export const MAX_TRANSACTION_ITEMS = 100;
+/** DynamoDB's limit on the keys of one `BatchGetItem`. */
+const MAX_BATCH_GET_KEYS = 100;
 
 export interface StoredAggregate extends AggregateFigures {
   sum: bigint;
@@ -117,17 +120,46 @@ export class AggregateStore {
    * propagate (the SDK retried them already): the record fails and the stream redelivers it.
    */
   async applyRecord(input: ApplyInput): Promise<ApplyOutcome> {
-    const { userId, delta } = input;
+    return (await this.transact(input.userId, [input])) ? 'applied' : 'duplicate';
+  }
+
+  /**
+   * Applies consecutive records of one user exactly once each, in as few writes as that allows, then makes
+   * the derived fields once. Each chunk of records that fits one transaction (`transactionChunks`) commits
+   * its markers and the summed `ADD`s together. If any marker of a chunk already exists (a redelivery), the
+   * chunk changed nothing and its records are applied one by one, each 'applied' or 'duplicate'. Then one
+   * refresh for the whole group. Any other error propagates: the caller fails the group's records, and their
+   * redelivery finds the markers of the chunks that did commit.
+   */
+  async applyGroup(userId: string, changes: RecordChange[]): Promise<ApplyOutcome[]> {
+    if (changes.length === 0) return [];
+    const outcomes: ApplyOutcome[] = [];
+    for (const chunk of transactionChunks(changes, MAX_TRANSACTION_ITEMS)) {
+      if (await this.transact(userId, chunk)) outcomes.push(...chunk.map((): ApplyOutcome => 'applied'));
+      else if (chunk.length === 1) outcomes.push('duplicate');
+      else for (const change of chunk) outcomes.push(await this.applyRecord({ userId, ...change }));
+    }
+    await this.refresh(userId, coalesceChanges(changes));
+    return outcomes;
+  }
+
+  /**
+   * One `TransactWriteItems`: a marker per change (conditional on absence), the summed `ADD`s to `AGG`
+   * (bumping `rev`) and to every touched `DAY#` item. True if it committed; false if a marker already existed
+   * (nothing changed). Conflicts with concurrent transactions are retried with backoff.
+   */
+  private async transact(userId: string, changes: RecordChange[]): Promise<boolean> {
+    const { delta, days } = coalesceChanges(changes);
     const expiresAt = Math.floor(this.now() / 1000) + this.markerTtlSeconds;
     const items: TransactWriteItem[] = [
-      {
+      ...changes.map((change): TransactWriteItem => ({
         Put: {
           TableName: this.tableName,
-          Item: { ...this.key(userId, appliedSk(input.eventId)), [TABLE_KEYS.ttl]: n(expiresAt), changed_at: s(input.changedAt) },
+          Item: { ...this.key(userId, appliedSk(change.eventId)), [TABLE_KEYS.ttl]: n(expiresAt), changed_at: s(change.changedAt) },
           ConditionExpression: 'attribute_not_exists(#pk)',
           ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
         },
-      },
+      })),
       {
         Update: {
           TableName: this.tableName,
@@ -143,24 +175,29 @@ export class AggregateStore {
           },
         },
       },
-      ...Object.entries(delta.days).map(([day, d]): TransactWriteItem => ({
-        Update: {
-          TableName: this.tableName,
-          Key: this.key(userId, daySk(day)),
-          UpdateExpression: 'ADD #count :count, #credit :credit, #debit :debit',
-          ExpressionAttributeNames: { '#count': 'count', '#credit': 'credit', '#debit': 'debit' },
-          ExpressionAttributeValues: { ':count': n(d.count), ':credit': n(d.credit), ':debit': n(d.debit) },
-        },
-      })),
+      ...Object.keys(days).map((day): TransactWriteItem => {
+        // A day whose changes net to zero still gets its item, as one-by-one application would leave it.
+        const d = delta.days[day] ?? { count: 0, credit: 0n, debit: 0n };
+        return {
+          Update: {
+            TableName: this.tableName,
+            Key: this.key(userId, daySk(day)),
+            UpdateExpression: 'ADD #count :count, #credit :credit, #debit :debit',
+            ExpressionAttributeNames: { '#count': 'count', '#credit': 'credit', '#debit': 'debit' },
+            ExpressionAttributeValues: { ':count': n(d.count), ':credit': n(d.credit), ':debit': n(d.debit) },
+          },
+        };
+      }),
     ];
     for (let attempt = 1; ; attempt++) {
       try {
         await this.dynamo.send(new TransactWriteItemsCommand({ TransactItems: items }));
-        return 'applied';
+        return true;
       } catch (error) {
         if (errorName(error) !== 'TransactionCanceledException') throw error;
         const reasons = (error as NamedError).CancellationReasons ?? [];
-        if (reasons[0]?.Code === 'ConditionalCheckFailed') return 'duplicate';
+        // The markers come first; only they carry a condition.
+        if (reasons.slice(0, changes.length).some((r) => r.Code === 'ConditionalCheckFailed')) return false;
         const conflict = reasons.some((r) => r.Code === 'TransactionConflict' || r.Code === 'ThrottlingError');
         if (!conflict || attempt >= this.maxConflictAttempts) throw error;
         await sleep(Math.random() * 20 * 2 ** attempt);
@@ -177,9 +214,20 @@ export class AggregateStore {
    *   items), and write conditionally on `rev` unchanged, bumping it; on a lost race, start over.
    */
   async refreshDerived(input: { userId: string; delta: Delta; changedAt: string }): Promise<void> {
-    const { userId, delta, changedAt } = input;
-    const touched = Object.keys(delta.days);
-    await Promise.all([AGGREGATE_SK, ...touched.map(daySk)].map((sk) => this.raiseAsOf(userId, sk, changedAt)));
+    await this.refresh(input.userId, coalesceChanges([input]));
+  }
+
+  /**
+   * `refreshDerived` for several changes at once: each touched day's `as_of` is raised to the latest change
+   * that touched it, and the busiest day is re-decided over the union of the touched days. One refresh after
+   * a group of applies is as good as one after each: untouched days kept their counts.
+   */
+  private async refresh(userId: string, change: CoalescedChange): Promise<void> {
+    const touched = Object.keys(change.days);
+    await Promise.all([
+      this.raiseAsOf(userId, AGGREGATE_SK, change.changedAt),
+      ...touched.map((day) => this.raiseAsOf(userId, daySk(day), change.days[day]!)),
+    ]);
     for (let attempt = 1; attempt <= this.maxRefreshAttempts; attempt++) {
       const agg = await this.dynamo.send(
         new GetItemCommand({
@@ -247,10 +295,16 @@ export class AggregateStore {
     }
   }
 
-  /** Current counts of a few days (strongly consistent). Absent days count 0. */
+  /** Current counts of some days (strongly consistent; 100 keys per request). Absent days count 0. */
   private async dayCounts(userId: string, days: string[]): Promise<Map<string, number>> {
     const counts = new Map<string, number>(days.map((d) => [d, 0]));
-    if (days.length === 0) return counts;
+    for (let i = 0; i < days.length; i += MAX_BATCH_GET_KEYS) {
+      await this.readDayCounts(userId, days.slice(i, i + MAX_BATCH_GET_KEYS), counts);
+    }
+    return counts;
+  }
+
+  private async readDayCounts(userId: string, days: string[], counts: Map<string, number>): Promise<void> {
     let request: Record<string, AttributeValue>[] | undefined = days.map((d) => this.key(userId, daySk(d)));
     for (let round = 0; request && request.length > 0; round++) {
       const out: BatchGetItemCommandOutput = await this.dynamo.send(
@@ -267,7 +321,6 @@ export class AggregateStore {
       request = out.UnprocessedKeys?.[this.tableName]?.Keys;
       if (request && request.length > 0) await sleep(Math.min(1000, 20 * 2 ** round));
     }
-    return counts;
   }
 
   /** Every day's count, for a full busiest-day recompute (strongly consistent, paginated). */

@@ -88,6 +88,69 @@ export function addDeltas(a: Delta, b: Delta): Delta {
   return out;
 }
 
+/** One stream record's effect on its user's aggregates. */
+export interface RecordChange {
+  /** The stream record's eventID: the applied marker's key. */
+  eventId: string;
+  delta: Delta;
+  /** UTC ISO instant of the change; folded into `as_of` as a max. */
+  changedAt: string;
+}
+
+/** Several changes of one user taken together: what one transaction adds and one refresh looks at. */
+export interface CoalescedChange {
+  /** The sum of the deltas. */
+  delta: Delta;
+  /**
+   * Every day any of the changes touched, with the latest change time among those that touched it. It keeps
+   * the days whose figures net to zero (a create and a delete on one day), so coalescing leaves the same
+   * `DAY#` items and `as_of` values as applying the changes one by one.
+   */
+  days: Record<string, string>;
+  /** The latest change time of all. */
+  changedAt: string;
+}
+
+export function coalesceChanges(changes: readonly Pick<RecordChange, 'delta' | 'changedAt'>[]): CoalescedChange {
+  if (changes.length === 0) throw new Error('coalesceChanges needs at least one change');
+  let delta = emptyDelta();
+  const days: Record<string, string> = {};
+  let changedAt = changes[0]!.changedAt;
+  for (const change of changes) {
+    delta = addDeltas(delta, change.delta);
+    for (const day of Object.keys(change.delta.days)) {
+      const seen = days[day];
+      if (seen === undefined || change.changedAt > seen) days[day] = change.changedAt;
+    }
+    if (change.changedAt > changedAt) changedAt = change.changedAt;
+  }
+  return { delta, days, changedAt };
+}
+
+/**
+ * Splits one user's changes, in order, into runs that each fit one `TransactWriteItems` of at most `maxItems`
+ * items: a marker per change, one `AGG` update, one update per day the run touches. Two changes with the same
+ * eventId never share a run (a transaction cannot write one item twice).
+ */
+export function transactionChunks<T extends RecordChange>(changes: readonly T[], maxItems: number): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
+  let days = new Set<string>();
+  for (const change of changes) {
+    const changeDays = Object.keys(change.delta.days);
+    const itemsWith = chunk.length + 1 + 1 + new Set([...days, ...changeDays]).size;
+    if (chunk.length > 0 && (itemsWith > maxItems || chunk.some((c) => c.eventId === change.eventId))) {
+      chunks.push(chunk);
+      chunk = [];
+      days = new Set();
+    }
+    chunk.push(change);
+    for (const day of changeDays) days.add(day);
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
 /** Days whose count goes down: they may dethrone the busiest day. */
 export const decrementedDays = (delta: Delta): string[] =>
   Object.entries(delta.days).filter(([, d]) => d.count < 0).map(([day]) => day);

@@ -379,3 +379,117 @@ describe('aggregator through the real stream and poller', () => {
     expect((await store.readAllTime(userId)).value).toBeNull();
   });
 });
+
+describe('coalescing: the real AggregateStore applies one user\'s records of a batch in few transactions', () => {
+  // Its own table and poller (batches of 100, as the stack's mapping), so every request of the store is counted.
+  const userId = `coalesced-${randomUUID().slice(0, 8)}`;
+  const sent = new Map<string, number>();
+  const groupDeliveries: DynamoDBStreamEvent[] = [];
+  let groupTable: string;
+  let groupStore: AggregateStore;
+  let groupHandler: ReturnType<typeof createAggregatorHandler>;
+  let groupPoller: StreamPoller;
+  const requestsSent = () => [...sent.values()].reduce((a, b) => a + b, 0);
+  const transactWrites = () => sent.get('TransactWriteItemsCommand') ?? 0;
+  const userRecords = () =>
+    groupDeliveries.flatMap((e) => e.Records).filter((r) => r.dynamodb?.Keys?.PK?.S === userPk(userId) && r.dynamodb?.Keys?.SK?.S?.startsWith('TX#'));
+
+  beforeAll(async () => {
+    groupTable = `coalescing-${randomUUID()}`;
+    const streamArn = await ensureTable(dynamo, groupTable);
+    const counted = new DynamoDBClient({});
+    counted.middlewareStack.add(
+      (next, context) => async (args) => {
+        sent.set(context.commandName ?? '?', (sent.get(context.commandName ?? '?') ?? 0) + 1);
+        return next(args);
+      },
+      { step: 'initialize', name: 'countRequests' },
+    );
+    groupStore = new AggregateStore(counted, groupTable);
+    groupHandler = createAggregatorHandler({
+      store: groupStore,
+      publisher: new FileEventPublisher(join(dir, 'coalesced-events.jsonl')),
+      largeAmountThresholdMinor: 1_000_000,
+    });
+    groupPoller = startStreamPoller({
+      streamArn,
+      handler: async (event) => {
+        groupDeliveries.push(event);
+        return groupHandler(event);
+      },
+      batchSize: 100,
+      batchingWindowMs: 200,
+      maxRetries: 3,
+      deadLetterFile: join(dir, 'coalesced-dlq.jsonl'),
+      pollIntervalMs: 100,
+    });
+  });
+
+  afterAll(async () => {
+    await groupPoller?.stop();
+    await dynamo.send(new DeleteTableCommand({ TableName: groupTable }));
+  });
+
+  const batchWrite = async (requests: object[]) => {
+    for (let i = 0; i < requests.length; i += 25) {
+      await dynamo.send(new BatchWriteItemCommand({ RequestItems: { [groupTable]: requests.slice(i, i + 25) as never } }));
+    }
+  };
+
+  it('150 transactions of one user written with BatchWriteItem, then updates and deletes: exact, in far fewer than 150 transactions', async () => {
+    const txs: Tx[] = Array.from({ length: 150 }, (_, i) => ({
+      userId,
+      transactionId: newId(),
+      amountMinor: 100 + i,
+      type: i % 3 ? ('debit' as const) : ('credit' as const),
+      date: `2026-05-${String(1 + (i % 20)).padStart(2, '0')}T10:00:00.000Z`,
+      version: 1,
+      createdAt: nextStamp(),
+    }));
+    await batchWrite(txs.map((tx) => ({ PutRequest: { Item: marshall(itemOf(tx, tx.createdAt)) } })));
+    await groupPoller.drained();
+    expect(userRecords()).toHaveLength(150);
+    await expect(reconcileUser(dynamo, groupTable, userId)).resolves.toMatchObject({ transactions: 150, differences: [] });
+    const afterCreates = { transactWrites: transactWrites(), requests: requestsSent() };
+    expect(afterCreates.transactWrites).toBeGreaterThan(0);
+    expect(afterCreates.transactWrites).toBeLessThan(150 / 10);
+
+    // 40 updates (amount, type, date: days gain, lose and swap transactions) and 20 deletes, again in batches
+    for (const [i, tx] of txs.slice(0, 40).entries()) {
+      Object.assign(tx, { version: tx.version + 1 }, i % 2 ? { amountMinor: tx.amountMinor * 3 } : { date: '2026-04-30T12:00:00.000Z', type: 'credit' });
+    }
+    await batchWrite([
+      ...txs.slice(0, 40).map((tx) => ({ PutRequest: { Item: marshall(itemOf(tx, nextStamp())) } })),
+      ...txs.slice(130).map((tx) => ({ DeleteRequest: { Key: marshall({ PK: userPk(userId), SK: `TX#${tx.transactionId}` }) } })),
+    ]);
+    await groupPoller.drained();
+    expect(userRecords()).toHaveLength(210);
+    await expect(reconcileUser(dynamo, groupTable, userId)).resolves.toMatchObject({ transactions: 130, differences: [] });
+    const truth = recompute(await readTransactions(dynamo, groupTable, userId));
+    expect((await groupStore.analyticsFor(userId, null)).value.busiest_day).toEqual({
+      date: truth.aggregate.busiestDay!.day,
+      transaction_count: truth.aggregate.busiestDay!.count,
+    });
+    expect(transactWrites()).toBeLessThan(210 / 10);
+    console.log(
+      `coalesced aggregator: 210 records (150 creates, 40 updates, 20 deletes) in ${groupDeliveries.length} deliveries: ` +
+        `${transactWrites()} TransactWriteItems, ${requestsSent()} DynamoDB requests (${(requestsSent() / 210).toFixed(2)} per record; ` +
+        `creates alone ${(afterCreates.requests / 150).toFixed(2)})`,
+    );
+  });
+
+  it('the same records delivered again, in order and shuffled, fall back record by record and change nothing', async () => {
+    const before = (await groupStore.readAllTime(userId)).value!;
+    const records = userRecords();
+    const shuffled = [...records].sort(() => Math.random() - 0.5);
+    for (const batch of [records, shuffled]) {
+      for (let i = 0; i < batch.length; i += 100) {
+        expect((await groupHandler({ Records: batch.slice(i, i + 100) })).batchItemFailures).toEqual([]);
+      }
+    }
+    const { rev: _r1, ...b } = before;
+    const { rev: _r2, ...a } = (await groupStore.readAllTime(userId)).value!;
+    expect(a).toEqual(b);
+    await expect(reconcileUser(dynamo, groupTable, userId)).resolves.toMatchObject({ differences: [] });
+  });
+});

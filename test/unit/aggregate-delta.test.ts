@@ -5,13 +5,16 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { EventBridgePublisher, FileEventPublisher, createDomainEventPublisher } from '../../lambdas/adapters/event-publisher.ts';
 import {
   addDeltas,
+  coalesceChanges,
   decrementedDays,
   deltaFromImages,
   domainEventsFor,
   emptyDelta,
   isTransactionItem,
   isZeroDelta,
+  transactionChunks,
   type Delta,
+  type RecordChange,
   type TxFacts,
 } from '../../lambdas/core/aggregate-delta.ts';
 import { allTimeAnalytics, busiestOf, decideBusiest, figuresFromDays, type BusiestDay } from '../../lambdas/core/analytics.ts';
@@ -82,6 +85,84 @@ describe('deltaFromImages', () => {
 
   it('neither image is the zero delta', () => {
     expect(isZeroDelta(deltaFromImages())).toBe(true);
+  });
+});
+
+describe('coalesceChanges', () => {
+  const create = (day: string, amount: number) => deltaFromImages(undefined, tx(amount, 'credit', `${day}T10:00:00.000Z`));
+  const remove = (day: string, amount: number) => deltaFromImages(tx(amount, 'credit', `${day}T10:00:00.000Z`), undefined);
+
+  it('sums the deltas and keeps, per touched day, the latest change time', () => {
+    const c = coalesceChanges([
+      { delta: create('2026-01-01', 100), changedAt: '2026-06-01T00:00:03.000Z' },
+      { delta: create('2026-01-02', 50), changedAt: '2026-06-01T00:00:01.000Z' },
+      { delta: create('2026-01-01', 7), changedAt: '2026-06-01T00:00:02.000Z' },
+    ]);
+    expect(c.delta).toEqual(addDeltas(addDeltas(create('2026-01-01', 100), create('2026-01-02', 50)), create('2026-01-01', 7)));
+    expect(c.delta.count).toBe(3);
+    expect(c.days).toEqual({ '2026-01-01': '2026-06-01T00:00:03.000Z', '2026-01-02': '2026-06-01T00:00:01.000Z' });
+    expect(c.changedAt).toBe('2026-06-01T00:00:03.000Z');
+  });
+
+  it('a day whose changes net to zero stays touched (its item and as_of as one by one), with no figures', () => {
+    const c = coalesceChanges([
+      { delta: create('2026-01-01', 100), changedAt: '2026-06-01T00:00:01.000Z' },
+      { delta: remove('2026-01-01', 100), changedAt: '2026-06-01T00:00:02.000Z' },
+    ]);
+    expect(isZeroDelta(c.delta)).toBe(true);
+    expect(c.days).toEqual({ '2026-01-01': '2026-06-01T00:00:02.000Z' });
+  });
+
+  it('needs at least one change', () => {
+    expect(() => coalesceChanges([])).toThrow();
+  });
+});
+
+describe('transactionChunks', () => {
+  const change = (i: number, day: string): RecordChange => ({
+    eventId: `ev-${i}`,
+    delta: deltaFromImages(undefined, tx(100, 'debit', `${day}T10:00:00.000Z`)),
+    changedAt: '2026-06-01T00:00:00.000Z',
+  });
+  const itemsOf = (chunk: RecordChange[]) => chunk.length + 1 + Object.keys(coalesceChanges(chunk).days).length;
+
+  it('records on one day: 98 markers + AGG + DAY per transaction', () => {
+    const chunks = transactionChunks(Array.from({ length: 150 }, (_, i) => change(i, '2026-01-01')), 100);
+    expect(chunks.map((c) => c.length)).toEqual([98, 52]);
+    expect(chunks.map(itemsOf)).toEqual([100, 54]);
+  });
+
+  it('records on distinct days: a marker and a day each, plus AGG', () => {
+    const chunks = transactionChunks(Array.from({ length: 100 }, (_, i) => change(i, new Date(Date.UTC(2026, 0, 1 + i)).toISOString().slice(0, 10))), 100);
+    expect(chunks.map((c) => c.length)).toEqual([49, 49, 2]);
+  });
+
+  it('a repeated eventId starts a new transaction (one transaction cannot write an item twice)', () => {
+    expect(transactionChunks([change(1, '2026-01-01'), change(2, '2026-01-01'), change(1, '2026-01-01')], 100).map((c) => c.map((x) => x.eventId))).toEqual([
+      ['ev-1', 'ev-2'],
+      ['ev-1'],
+    ]);
+  });
+
+  it('property: in order, nothing lost, every transaction within the limit', () => {
+    const changeArb = fc.record({ old: fc.option(dateArb, { nil: undefined }), new: fc.option(dateArb, { nil: undefined }), id: fc.nat(300) });
+    fc.assert(
+      fc.property(fc.array(changeArb, { maxLength: 400 }), fc.integer({ min: 4, max: 100 }), (specs, max) => {
+        const changes: RecordChange[] = specs.map((c) => ({
+          eventId: `ev-${c.id}`,
+          delta: deltaFromImages(c.old ? tx(1, 'credit', c.old) : undefined, c.new ? tx(1, 'credit', c.new) : undefined),
+          changedAt: '2026-06-01T00:00:00.000Z',
+        }));
+        const chunks = transactionChunks(changes, max);
+        expect(chunks.flat()).toEqual(changes);
+        for (const chunk of chunks) {
+          expect(chunk.length).toBeGreaterThan(0);
+          expect(itemsOf(chunk)).toBeLessThanOrEqual(max);
+          expect(new Set(chunk.map((c) => c.eventId)).size).toBe(chunk.length);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 
@@ -280,6 +361,51 @@ describe('property: deltas folded in any order equal the recompute of the final 
           while (queue.length > 0 && queue[0]!.at <= step) refresh(queue.shift()!.delta);
         });
         for (const q of queue) refresh(q.delta);
+        expect(stored).toEqual(recompute(final).aggregate.busiestDay);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('property: one refresh per coalesced group', () => {
+  it('groups of applies, each followed (at any later point) by one refresh over the union of its days, end at the true busiest day', () => {
+    // As the interleaving property above, with the applies cut into consecutive groups (one aggregator batch
+    // per user): a group's deltas are applied, then one refresh over coalesceChanges(group).days.
+    const scheduleArb = historyArb.chain(({ changes, final, order }) =>
+      fc.record({
+        changes: fc.constant(changes),
+        final: fc.constant(final),
+        order: fc.constant(order),
+        cuts: fc.array(fc.boolean(), { minLength: order.length, maxLength: order.length }),
+        delays: fc.array(fc.nat(4), { minLength: order.length, maxLength: order.length }),
+      }),
+    );
+    fc.assert(
+      fc.property(scheduleArb, ({ changes, final, order, cuts, delays }) => {
+        const counts = new Map<string, number>();
+        let stored: BusiestDay | null = null;
+        const refresh = (days: string[]): void => {
+          const current = new Map<string, number>();
+          if (stored) current.set(stored.day, counts.get(stored.day) ?? 0);
+          for (const day of days) current.set(day, counts.get(day) ?? 0);
+          const decision = decideBusiest(stored, current);
+          if (decision.action === 'recompute') stored = busiestOf([...counts].map(([day, count]) => ({ day, count })));
+          else if (decision.action === 'set') stored = decision.busiest;
+        };
+        const groups: Delta[][] = [];
+        order.forEach((i, step) => {
+          if (step === 0 || cuts[step]) groups.push([]);
+          groups.at(-1)!.push(deltaFromImages(changes[i]!.oldImage, changes[i]!.newImage));
+        });
+        const queue: { at: number; days: string[] }[] = [];
+        groups.forEach((group, step) => {
+          for (const delta of group) for (const [day, d] of Object.entries(delta.days)) counts.set(day, (counts.get(day) ?? 0) + d.count);
+          queue.push({ at: step + (delays[step] ?? 0), days: Object.keys(coalesceChanges(group.map((delta) => ({ delta, changedAt: '' }))).days) });
+          queue.sort((a, b) => a.at - b.at);
+          while (queue.length > 0 && queue[0]!.at <= step) refresh(queue.shift()!.days);
+        });
+        for (const q of queue) refresh(q.days);
         expect(stored).toEqual(recompute(final).aggregate.busiestDay);
       }),
       { numRuns: 500 },
