@@ -2,25 +2,22 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { IdempotencyLedger, IdempotencyRecord, IdempotencyScope, IdempotencyStatus } from '../core/idempotency.ts';
 import { TABLE_KEYS, idempotencySk, userPk } from '../core/keys.ts';
-import type { TransactionType } from '../core/transaction.ts';
 import { dynamoDocumentClient } from './clients.ts';
 import { config } from './config.ts';
 import { dynamoFailure } from './dynamo-errors.ts';
+import type { TransactionItem } from './transaction-item.ts';
 
 /**
  * The first 201's facts as an idempotency record keeps them: the transaction item's own attributes, with the
  * name as its v1 ciphertext (`full_name_ct`, bound by AAD to this user and transaction, so it opens only
  * there, and reads null once the user's key is erased). Never the plaintext name.
  */
-export interface ReplaySnapshot {
-  full_name_ct: string;
-  key_version: number;
-  amount_minor: number;
-  type: TransactionType;
-  date: string;
-  version: number;
-  created_at: string;
-  updated_at: string;
+export const SNAPSHOT_FIELDS = ['full_name_ct', 'key_version', 'amount_minor', 'type', 'date', 'version', 'created_at', 'updated_at'] as const;
+export type ReplaySnapshot = Pick<TransactionItem, (typeof SNAPSHOT_FIELDS)[number]>;
+
+/** What a record keeps of a written transaction item. */
+export function snapshotOf(item: TransactionItem): ReplaySnapshot {
+  return Object.fromEntries(SNAPSHOT_FIELDS.map((field) => [field, item[field]])) as ReplaySnapshot;
 }
 
 /**

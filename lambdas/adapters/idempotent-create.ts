@@ -1,7 +1,7 @@
 import { createOnce, keyDigest, requestFingerprint } from '../core/idempotency.ts';
 import { Problem } from '../core/problems.ts';
 import type { NewTransaction, StoredTransaction } from '../core/transaction.ts';
-import type { IdempotencyStore, ReplaySnapshot } from './idempotency-store.ts';
+import { snapshotOf, type IdempotencyStore, type ReplaySnapshot } from './idempotency-store.ts';
 import { logger } from './logger.ts';
 import type { SealedTransaction, TransactionService } from './transaction-service.ts';
 import { VersionConflict } from './transaction-repository.ts';
@@ -65,17 +65,5 @@ export class IdempotentCreate {
 
 /** The response and what the idempotency record keeps of it: the item's facts, the name only as ciphertext. */
 function withSnapshot({ transaction, item }: SealedTransaction): { value: StoredTransaction; snapshot: ReplaySnapshot } {
-  return {
-    value: transaction,
-    snapshot: {
-      full_name_ct: item.full_name_ct,
-      key_version: item.key_version,
-      amount_minor: item.amount_minor,
-      type: item.type,
-      date: item.date,
-      version: item.version,
-      created_at: item.created_at,
-      updated_at: item.updated_at,
-    },
-  };
+  return { value: transaction, snapshot: snapshotOf(item) };
 }

@@ -6,8 +6,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { sealField } from '../../lambdas/adapters/field-cipher.ts';
-import { buildTransactionItem } from '../../lambdas/adapters/transaction-item.ts';
+import { storedTransactionItem } from '../support/fixtures.ts';
 
 /**
  * Each HTTP handler in isolation: the AWS SDK is mocked (no network), Redis is off, and the handler runs
@@ -52,20 +51,7 @@ function event(init: { method: string; path?: Record<string, string>; body?: unk
 }
 const json = (result: APIGatewayProxyStructuredResultV2) => JSON.parse(result.body ?? 'null');
 
-const storedItem = (overrides: Partial<Parameters<typeof buildTransactionItem>[0]> = {}) =>
-  buildTransactionItem({
-    transaction_id: TX_ID,
-    user_id: 'u1',
-    full_name_ct: sealField(KEY, 1, { userId: 'u1', transactionId: TX_ID, field: 'full_name' }, 'Ama Mensah'),
-    key_version: 1,
-    amount_minor: 12_550,
-    type: 'credit',
-    date: '2026-12-01T09:30:00.000Z',
-    version: 1,
-    created_at: '2026-12-02T00:00:00.000Z',
-    updated_at: '2026-12-02T00:00:00.000Z',
-    ...overrides,
-  });
+const storedItem = (overrides: Parameters<typeof storedTransactionItem>[2] = {}) => storedTransactionItem(KEY, 'u1', overrides);
 
 const validBody = { full_name: 'Ama Mensah', transaction_date: '2026-12-01T09:30:00Z', transaction_amount: '125.50', transaction_type: 'credit' };
 

@@ -32,8 +32,8 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { resetClients } from '../../lambdas/adapters/clients.ts';
 import { config, resetConfig } from '../../lambdas/adapters/config.ts';
 import { resetContainer } from '../../lambdas/adapters/container.ts';
-import { sealField } from '../../lambdas/adapters/field-cipher.ts';
-import { buildTransactionItem, type TransactionItem } from '../../lambdas/adapters/transaction-item.ts';
+import { storedTransactionItem } from '../support/fixtures.ts';
+import type { TransactionItem } from '../../lambdas/adapters/transaction-item.ts';
 import { requestFingerprint } from '../../lambdas/core/idempotency.ts';
 import { TABLE_KEYS } from '../../lambdas/core/keys.ts';
 import { parseCreate } from '../../lambdas/core/transaction.ts';
@@ -143,20 +143,8 @@ const ERASED = new Set(['erased-user']);
 let idempotencyRecords: Map<string, Record<string, unknown>>;
 
 const userOf = (pk: unknown): string => String(pk).replace(/^USER#/, '');
-const storedItem = (userId: string, overrides: Partial<Parameters<typeof buildTransactionItem>[0]> = {}): TransactionItem =>
-  buildTransactionItem({
-    transaction_id: TX_ID,
-    user_id: userId,
-    full_name_ct: sealField(KEY, 1, { userId, transactionId: overrides.transaction_id ?? TX_ID, field: 'full_name' }, 'Ama Mensah'),
-    key_version: 1,
-    amount_minor: 12_550,
-    type: 'credit',
-    date: '2026-12-01T09:30:00.000Z',
-    version: 1,
-    created_at: '2026-12-02T00:00:00.000Z',
-    updated_at: '2026-12-02T00:00:00.000Z',
-    ...overrides,
-  });
+const storedItem = (userId: string, overrides: Parameters<typeof storedTransactionItem>[2] = {}): TransactionItem =>
+  storedTransactionItem(KEY, userId, overrides);
 const conditionFailed = () => new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
 
 /** The aggregates the low-level client answers with, set by a scenario. */
