@@ -323,26 +323,10 @@ export class AggregateStore {
     }
   }
 
-  /** Every day's count, for a full busiest-day recompute (strongly consistent, paginated). */
+  /** Every day's count, for a full busiest-day recompute: the period query over all days. */
   private async allDayCounts(userId: string): Promise<BusiestDay[]> {
-    const out: BusiestDay[] = [];
-    let start: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.dynamo.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
-          ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey, '#sk': TABLE_KEYS.sortKey, '#count': 'count' },
-          ExpressionAttributeValues: { ':pk': s(userPk(userId)), ':prefix': s(DAY_SK_PREFIX) },
-          ProjectionExpression: '#sk, #count',
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of page.Items ?? []) out.push({ day: (str(item.SK) ?? '').slice(DAY_SK_PREFIX.length), count: int(item.count) });
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return out;
+    const { value } = await this.readPeriod(userId, '0000-00-00', '9999-99-99');
+    return value.map((d) => ({ day: d.day, count: d.count }));
   }
 
   /**

@@ -90,7 +90,6 @@ export const problems = {
       detail: `Allowed methods: ${allow.join(', ')}`,
       headers: { allow: allow.join(', ') },
     }),
-  conflict: (detail: string) => new Problem({ status: 409, slug: 'conflict', title: 'Conflict', detail }),
   preconditionFailed: (detail: string) =>
     new Problem({ status: 412, slug: 'precondition-failed', title: 'Precondition failed', detail }),
   payloadTooLarge: (limitBytes: number) =>
@@ -116,7 +115,6 @@ export const problems = {
       errors,
     }),
   unprocessable: (slug: string, title: string, detail: string) => new Problem({ status: 422, slug, title, detail }),
-  throttled: () => new Problem({ status: 429, slug: 'throttled', title: 'Too many requests', headers: { 'retry-after': '1' } }),
   dependencyUnavailable: (dependency: string, cause?: unknown) =>
     new Problem({
       status: 503,
